@@ -1,0 +1,130 @@
+"""Project-wide middleware: request context and access log, problem errors, body-size limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.template.loader import render_to_string
+
+from gerion.context import client_id_var, request_id_var
+from gerion.net import client_ip
+from gerion.problems import PROBLEM_CONTENT_TYPE, problem_response
+from gerion.unavailable import UNAVAILABLE_ERRORS
+
+access_log = logging.getLogger("gerion.access")
+logger = logging.getLogger(__name__)
+
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+
+# A caller-supplied request id is echoed only if it is short and harmless in logs and headers.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (logs, X-Request-ID, problem bodies) and writes the access log."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        supplied = request.headers.get("X-Request-ID", "")
+        request_id = supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
+        id_token = request_id_var.set(request_id)
+        client_token = client_id_var.set(None)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            # The path only: query strings are the client's business and may carry anything.
+            access_log.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "remote_ip": client_ip(request),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(id_token)
+            client_id_var.reset(client_token)
+
+
+class ProblemMiddleware:
+    """Every error on /api/ leaves as application/problem+json, with DEBUG on or off.
+
+    DRF views already answer problems (gerion.problems.drf_exception_handler); this catches what
+    Django answers by itself: unknown paths, 405 from plain views, technical 500 pages, and
+    turns "database or cache unreachable" into a 503 anywhere.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            is_api_path(request.path)
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        ):
+            headers = {h: response[h] for h in ("Allow", "Retry-After") if response.has_header(h)}
+            return problem_response(response.status_code, headers=headers)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, UNAVAILABLE_ERRORS):
+            logger.warning(
+                "dependency unavailable: %s", type(exception).__name__, extra={"path": request.path}
+            )
+            return service_unavailable_response(request)
+        return None
+
+
+def service_unavailable_response(request: HttpRequest) -> HttpResponse:
+    if is_api_path(request.path):
+        return problem_response(
+            503,
+            "service_unavailable",
+            "A backing service (database or cache) is unreachable; retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    html = render_to_string("503.html", request=None)
+    return HttpResponse(html, status=503, headers={"Retry-After": "5"})
+
+
+class BodySizeLimitMiddleware:
+    """413 for a body whose declared length exceeds GERION_MAX_BODY_BYTES, before reading it."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        raw = request.META.get("CONTENT_LENGTH") or "0"
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return problem_response(400, "invalid_content_length", "Content-Length is invalid.")
+        if length > settings.GERION_MAX_BODY_BYTES:
+            detail = f"The body exceeds the limit of {settings.GERION_MAX_BODY_BYTES} bytes."
+            if is_api_path(request.path):
+                return problem_response(413, "payload_too_large", detail)
+            return HttpResponse(detail, status=413, content_type="text/plain")
+        return self.get_response(request)

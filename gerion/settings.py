@@ -1,0 +1,279 @@
+"""Settings, read from the environment in this one place (names: SPEC.md "Fixed names").
+
+With nothing set the service runs on embedded defaults: SQLite and a secret key kept under
+GERION_DATA_DIR, the in-process cache, DEBUG off. DATABASE_URL and REDIS_URL switch to
+PostgreSQL and Redis, as production, CI and the tests use.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _persisted_secret(path: Path) -> str:
+    """Return the secret stored at `path`, creating it once (race-free across processes)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = secrets.token_urlsafe(50)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(candidate)
+    try:
+        # link() fails if another process won the race; then everyone reads the winner's.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+# Embedded mode keeps its SQLite file, secret key and development signing key here.
+DATA_DIR = Path(os.environ.get("GERION_DATA_DIR", str(BASE_DIR / "var")))
+
+# Read by the deploy check: production must set its own secret, not use the generated one.
+SECRET_KEY_FROM_ENV = bool(os.environ.get("DJANGO_SECRET_KEY"))
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _persisted_secret(DATA_DIR / "secret-key")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "gerion",
+    "apikeys",
+    "findings",
+]
+
+MIDDLEWARE = [
+    # Outermost: turns every error on /api/ into a problem document, whatever raised it.
+    "gerion.middleware.RequestContextMiddleware",
+    "gerion.middleware.ProblemMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "gerion.middleware.BodySizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gerion.urls"
+WSGI_APPLICATION = "gerion.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": dict(
+        dj_database_url.parse(
+            DATABASE_URL or f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
+            conn_max_age=env_int("GERION_DB_CONN_MAX_AGE", 60),
+            # Reconnect by itself after PostgreSQL comes back, without a restart.
+            conn_health_checks=True,
+        )
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast when the database is unreachable: a clean 503 beats a hung worker.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+        "GERION_DB_CONNECT_TIMEOUT", 3
+    )
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (shared rate limiting) ---------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# Short socket timeouts: if Redis stalls, rate limiting fails open quickly instead of
+# holding every request.
+REDIS_SOCKET_TIMEOUT = float(os.environ.get("GERION_REDIS_TIMEOUT", "0.5"))
+CACHES: dict[str, dict[str, Any]]
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "gerion",
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth, sessions ----------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- HTTP security ------------------------------------------------------------------------------
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (opt in: trusting it blindly lets
+# any client claim HTTPS).
+if env_bool("GERION_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Cookies are marked Secure whenever HTTPS is enforced; the embedded run serves plain HTTP.
+SESSION_COOKIE_SECURE = env_bool("GERION_SECURE_COOKIES", SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+SECURE_HSTS_SECONDS = env_int("GERION_HSTS_SECONDS", 31536000 if SECURE_SSL_REDIRECT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Only a commitment once the domain is submitted to the preload list; check --deploy wants it.
+SECURE_HSTS_PRELOAD = env_bool("GERION_HSTS_PRELOAD", SECURE_SSL_REDIRECT)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Request size ------------------------------------------------------------------------------
+# A finding upload of ~150,000 findings is ~67 MB of JSON; larger bodies get a 413 before they
+# are read.
+GERION_MAX_BODY_BYTES = env_int("GERION_MAX_BODY_BYTES", 96 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = GERION_MAX_BODY_BYTES
+# Clients behind this many trusted reverse proxies: the client IP is that many hops from the
+# right of X-Forwarded-For. 0 trusts no header (REMOTE_ADDR only).
+GERION_TRUSTED_PROXY_COUNT = env_int("GERION_TRUSTED_PROXY_COUNT", 0)
+
+# --- Static files -----------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies after collectstatic; no manifest, so a bare checkout (tests, a first
+    # run) serves the same pages straight from the app folders.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- JWT -----------------------------------------------------------------------------------------
+GERION_JWT_SIGNING_KEY = os.environ.get("GERION_JWT_SIGNING_KEY", "")
+GERION_JWT_RETIRED_KEYS = env_list("GERION_JWT_RETIRED_KEYS", "")
+GERION_JWT_DEV_KEY_PATH = DATA_DIR / "jwt-signing-key.pem"
+GERION_JWT_ISSUER = os.environ.get("GERION_JWT_ISSUER", "https://api.gerion.dev")
+GERION_JWT_AUDIENCE = os.environ.get("GERION_JWT_AUDIENCE", "gerion-api")
+GERION_JWT_LIFETIME_SECONDS = 1800
+# JWKS responses may be cached this long; rotation must keep a retired key published for at
+# least the token lifetime plus this.
+GERION_JWKS_MAX_AGE = env_int("GERION_JWKS_MAX_AGE", 300)
+
+# --- Django REST framework -----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "gerion.problems.drf_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SIMPLE_JWT = {
+    # Only the header parsing of simplejwt's JWTAuthentication is used; tokens are signed and
+    # verified in apikeys/tokens.py (RS256 with kid).
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Gerion API",
+    "DESCRIPTION": (
+        "Machine-to-machine authentication (API key to RS256 JWT), JWKS, and scanner findings. "
+        "Every error is an RFC 9457 problem document with a stable `code`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Logging: one JSON object a line on stdout, with the request id -------------------------
+LOG_LEVEL = os.environ.get("GERION_LOG_LEVEL", "INFO").upper()
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "gerion.logging.RequestContextFilter"}},
+    "formatters": {"json": {"()": "gerion.logging.JsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+            "filters": ["request_context"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our access log line replaces Django's "Not Found: /path" warnings.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}

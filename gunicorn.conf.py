@@ -1,0 +1,44 @@
+"""gunicorn settings, read by `gunicorn gerion.wsgi` from the repository root.
+
+Environment: GERION_BIND (127.0.0.1:8000), GERION_WORKERS, GERION_THREADS, GERION_TIMEOUT.
+"""
+
+import multiprocessing
+import os
+
+bind = [os.environ.get("GERION_BIND", "127.0.0.1:8000")]
+
+# Without REDIS_URL the cache (and the rate-limit bucket) lives in each process, so the
+# embedded run must stay a single process to keep the documented limit true.
+_default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if os.environ.get("REDIS_URL") else 1
+workers = int(os.environ.get("GERION_WORKERS", _default_workers))
+if not os.environ.get("REDIS_URL") and workers > 1:
+    raise SystemExit(
+        "GERION_WORKERS > 1 needs REDIS_URL: the rate limit must be shared by every worker."
+    )
+# Threads let a worker keep serving small requests while another thread parses an upload.
+worker_class = "gthread"
+threads = int(os.environ.get("GERION_THREADS", 4))
+
+# A 100,000-finding upload takes seconds; the timeout only kills a stuck worker.
+timeout = int(os.environ.get("GERION_TIMEOUT", 120))
+graceful_timeout = 30
+keepalive = 5
+
+# Recycle workers now and then so that memory from a huge upload is returned to the OS.
+max_requests = 2000
+max_requests_jitter = 200
+
+# Header limits: a bearer JWT is ~800 bytes and an API key ~60; these leave ample room for
+# every legitimate request while bounding what an attacker can make us buffer. Bodies are
+# limited by the application (GERION_MAX_BODY_BYTES -> 413 problem).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 16384
+
+# The application writes its own structured access log (gerion.access) with the request id.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GERION_LOG_LEVEL", "info").lower()
+# Never forward X-Forwarded-* unless GERION_TRUSTED_PROXY_COUNT says a proxy is ours.
+forwarded_allow_ips = os.environ.get("GERION_FORWARDED_ALLOW_IPS", "127.0.0.1")

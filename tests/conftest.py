@@ -1,0 +1,40 @@
+"""Suite-wide guard and fixtures. The suite runs against PostgreSQL and Redis, as production."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
+        pytest.exit(
+            "The tests run against PostgreSQL and Redis: set DATABASE_URL=postgres://... and "
+            "REDIS_URL=redis://..., or run `make test`, which defaults to the local servers.",
+            returncode=4,
+        )
+    if not _reachable(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)):
+        pytest.exit(f"PostgreSQL is not reachable at {db['HOST']}:{db['PORT']}.", returncode=4)
+    redis = urlparse(settings.REDIS_URL)
+    if not _reachable(redis.hostname or "127.0.0.1", redis.port or 6379):
+        pytest.exit(f"Redis is not reachable at {redis.hostname}:{redis.port}.", returncode=4)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    """Each test starts with an empty cache (rate-limit buckets, failure counters)."""
+    from django.core.cache import cache
+
+    cache.clear()
