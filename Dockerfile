@@ -21,7 +21,7 @@ RUN pip install .
 COPY . .
 # collectstatic needs settings, not secrets: a throwaway key for this step only.
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
- && rm -rf var && mkdir -p var && chown gerion:gerion var
+ && rm -rf var && mkdir -p var /keys && chown gerion:gerion var /keys
 
 USER gerion
 EXPOSE 8000

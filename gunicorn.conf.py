@@ -1,6 +1,7 @@
 """gunicorn settings, read by `gunicorn gerion.wsgi` from the repository root.
 
-Environment: GERION_BIND (127.0.0.1:8000), GERION_WORKERS, GERION_THREADS, GERION_TIMEOUT.
+Environment: GERION_BIND (127.0.0.1:8000), GERION_WORKERS, GERION_THREADS, GERION_WORKER_CLASS,
+GERION_TIMEOUT.
 """
 
 import multiprocessing
@@ -17,7 +18,7 @@ if not os.environ.get("REDIS_URL") and workers > 1:
         "GERION_WORKERS > 1 needs REDIS_URL: the rate limit must be shared by every worker."
     )
 # Threads let a worker keep serving small requests while another thread parses an upload.
-worker_class = "gthread"
+worker_class = os.environ.get("GERION_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GERION_THREADS", 4))
 
 # A 100,000-finding upload takes seconds; the timeout only kills a stuck worker.

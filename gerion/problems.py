@@ -15,7 +15,6 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf
-from rest_framework.views import set_rollback
 
 from gerion.context import request_id_var
 
@@ -152,6 +151,10 @@ def drf_exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpRes
         )
     if not isinstance(exc, drf.APIException):
         return None  # unexpected: re-raised, logged, and rendered as a 500 problem
+
+    # Imported here: rest_framework.views loads DRF's settings, which import our auth class,
+    # which raises our ProblemErrors.
+    from rest_framework.views import set_rollback
 
     set_rollback()
     headers: dict[str, str] = {}

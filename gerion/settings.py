@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
+
+from gerion.files import create_once
+
+# Generic Django classes (ModelAdmin[ApiKey], ...) subscriptable at runtime, as mypy sees them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,28 +39,6 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def _persisted_secret(path: Path) -> str:
-    """Return the secret stored at `path`, creating it once (race-free across processes)."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = secrets.token_urlsafe(50)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(candidate)
-    try:
-        # link() fails if another process won the race; then everyone reads the winner's.
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    return path.read_text().strip()
-
-
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 # Embedded mode keeps its SQLite file, secret key and development signing key here.
@@ -62,7 +46,10 @@ DATA_DIR = Path(os.environ.get("GERION_DATA_DIR", str(BASE_DIR / "var")))
 
 # Read by the deploy check: production must set its own secret, not use the generated one.
 SECRET_KEY_FROM_ENV = bool(os.environ.get("DJANGO_SECRET_KEY"))
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _persisted_secret(DATA_DIR / "secret-key")
+SECRET_KEY = (
+    os.environ.get("DJANGO_SECRET_KEY")
+    or create_once(DATA_DIR / "secret-key", secrets.token_urlsafe(50).encode()).decode()
+)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
@@ -143,6 +130,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_SOCKET_TIMEOUT = float(os.environ.get("GERION_REDIS_TIMEOUT", "0.5"))
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -151,6 +141,9 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
                 "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                # One immediate retry replaces a pooled connection that a Redis restart broke;
+                # redis-py's default backoff would stall a request for seconds during an outage.
+                "retry": Retry(NoBackoff(), 1),
             },
         }
     }
@@ -224,9 +217,19 @@ GERION_JWT_LIFETIME_SECONDS = 1800
 # least the token lifetime plus this.
 GERION_JWKS_MAX_AGE = env_int("GERION_JWKS_MAX_AGE", 300)
 
+# --- Rate limits of POST /api/v1/auth/m2m/authenticate (SPEC: 30 requests/s, burst 10) --------
+GERION_AUTH_RATE_PER_SECOND = float(os.environ.get("GERION_AUTH_RATE_PER_SECOND", "30"))
+GERION_AUTH_BURST = env_int("GERION_AUTH_BURST", 10)
+# Failed key attempts one client IP may make per minute before it gets 429s.
+GERION_AUTH_FAILURES_PER_MINUTE = env_int("GERION_AUTH_FAILURES_PER_MINUTE", 60)
+# django-ratelimit: find the client's IP the same way the rest of the service does.
+RATELIMIT_IP_META_KEY = "gerion.net.client_ip"
+# last_used_at is written at most once per key per this many seconds.
+GERION_LAST_USED_RESOLUTION_SECONDS = 60
+
 # --- Django REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apikeys.authentication.ApiKeyJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -253,6 +256,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "ApiKeyBearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The API key itself, as the official CLI sends it",
+            },
+        }
+    },
 }
 
 # --- Logging: one JSON object a line on stdout, with the request id -------------------------

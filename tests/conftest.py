@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -18,6 +23,7 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _use_a_fresh_signing_key()
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
         pytest.exit(
@@ -32,9 +38,28 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"Redis is not reachable at {redis.hostname}:{redis.port}.", returncode=4)
 
 
+def _use_a_fresh_signing_key() -> None:
+    """Tests sign with a key generated now (never one from the repository); servers the tests
+    start inherit it through the environment."""
+    from apikeys.signing_keys import generate_private_key_pem
+
+    directory = Path(tempfile.mkdtemp(prefix="gerion-test-keys-"))
+    atexit.register(shutil.rmtree, directory, True)
+    path = directory / "signing.pem"
+    path.write_bytes(generate_private_key_pem(2048))
+    path.chmod(0o600)
+    os.environ["GERION_JWT_SIGNING_KEY"] = str(path)
+    os.environ.pop("GERION_JWT_RETIRED_KEYS", None)
+    settings.GERION_JWT_SIGNING_KEY = str(path)
+    settings.GERION_JWT_RETIRED_KEYS = []
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     """Each test starts with an empty cache (rate-limit buckets, failure counters)."""
     from django.core.cache import cache
 
+    from apikeys.ratelimit import get_bucket
+
     cache.clear()
+    get_bucket.cache_clear()

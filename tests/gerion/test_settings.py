@@ -99,7 +99,14 @@ def test_debug_hosts_and_ssl_redirect_are_read_from_the_environment(tmp_path):
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    key = None
+    key = tmp_path / "signing.pem"
+    subprocess.run(
+        [sys.executable, "manage.py", "generatesigningkey", str(key)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        env=_production_env(tmp_path, None),
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO,
@@ -110,6 +117,22 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_refuses_generated_secrets(tmp_path):
+    env = _production_env(tmp_path, None)
+    del env["DJANGO_SECRET_KEY"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "apikeys.E010" in result.stderr  # no signing key configured
+    assert "gerion.E001" in result.stderr  # no secret key configured
 
 
 def _production_env(tmp_path, key):

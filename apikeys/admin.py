@@ -1,0 +1,307 @@
+"""The operators' admin: issue keys (plaintext shown once), revoke with confirmation, audit.
+
+Every write goes through apikeys.services, so that the admin, the management commands and any
+later interface create, revoke, delete and audit keys the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from apikeys.models import ApiKey, AuditEvent, Permission
+from apikeys.services import api_key_create, api_key_delete, api_key_revoke, api_key_update
+
+
+def _operator(request: HttpRequest) -> User:
+    """The signed-in operator (admin views only run for authenticated staff)."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+class ApiKeyForm(forms.ModelForm[ApiKey]):
+    permissions = forms.MultipleChoiceField(
+        choices=Permission.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="At least one.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "client_id", "permissions", "expires_at"]
+
+    def clean_expires_at(self) -> Any:
+        expires_at = self.cleaned_data.get("expires_at")
+        initial = self.instance.expires_at if self.instance.pk else None
+        if expires_at is not None and expires_at != initial and expires_at <= timezone.now():
+            raise ValidationError("The expiry must be in the future.")
+        return expires_at
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s.value, s.label) for s in ApiKey.Status]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        now = timezone.now()
+        if self.value() == ApiKey.Status.ACTIVE:
+            return queryset.filter(revoked_at__isnull=True).filter(
+                Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+            )
+        if self.value() == ApiKey.Status.EXPIRED:
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if self.value() == ApiKey.Status.REVOKED:
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+class PermissionFilter(admin.SimpleListFilter):
+    title = "permission"
+    parameter_name = "permission"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, value) for value in Permission.values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        if self.value() in Permission.values:
+            # The JSON text contains the quoted permission: portable across PostgreSQL/SQLite.
+            return queryset.filter(permissions__icontains=f'"{self.value()}"')
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    form = ApiKeyForm
+    list_display = [
+        "name",
+        "client_id",
+        "api_key_id",
+        "status_badge",
+        "permission_list",
+        "expires_at",
+        "last_used_at",
+        "created_at",
+    ]
+    list_filter = [StatusFilter, PermissionFilter, "created_at", "expires_at"]
+    search_fields = ["name", "client_id", "lookup_id"]
+    ordering = ["-created_at"]
+    actions = ["revoke_selected", "delete_selected"]
+    change_form_template = "admin/apikeys/apikey/change_form.html"
+
+    class Media:
+        css = {"all": ["apikeys/admin.css"]}
+
+    # --- display ----------------------------------------------------------------------------
+
+    @admin.display(description="API key id", ordering="lookup_id")
+    def api_key_id(self, obj: ApiKey) -> str:
+        return obj.api_key_id
+
+    @admin.display(description="status")
+    def status_badge(self, obj: ApiKey) -> str:
+        status = obj.status()
+        return format_html(
+            '<span class="apikey-status apikey-status-{}">{}</span>', status.value, status.label
+        )
+
+    @admin.display(description="permissions")
+    def permission_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.permissions)
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("name", "client_id", "permissions", "expires_at")
+        return (
+            "name",
+            "client_id",
+            "api_key_id",
+            "status_badge",
+            "permissions",
+            "expires_at",
+            "created_at",
+            "created_by",
+            "last_used_at",
+            "revoked_at",
+            "revoked_by",
+        )
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ApiKey | None = None
+    ) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        # A revoked key is shown entirely read-only (see has_change_permission).
+        return (
+            "client_id",
+            "api_key_id",
+            "status_badge",
+            "created_at",
+            "created_by",
+            "last_used_at",
+            "revoked_at",
+            "revoked_by",
+        )
+
+    # --- permissions ---------------------------------------------------------------------------
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        # A revoked key is kept for audit and cannot change: the admin shows it read-only.
+        if obj is not None and obj.revoked_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("apikeys.revoke_apikey"))
+
+    # --- writes go through the services ----------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            api_key_update(
+                api_key=obj,
+                changed_by=_operator(request),
+                name=data["name"],
+                permissions=list(data["permissions"]),
+                expires_at=data.get("expires_at"),
+            )
+            return
+        created, plaintext = api_key_create(
+            name=data["name"],
+            client_id=data["client_id"],
+            permissions=list(data["permissions"]),
+            expires_at=data.get("expires_at"),
+            created_by=_operator(request),
+        )
+        obj.pk = created.pk
+        obj.refresh_from_db()
+        # Kept on this request object only, for response_add; never stored or logged.
+        request._gerion_plaintext_key = plaintext  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        plaintext = getattr(request, "_gerion_plaintext_key", None)
+        if plaintext is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(
+            request,
+            "admin/apikeys/apikey/key_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "API key created",
+                "opts": self.opts,
+                "api_key": obj,
+                "plaintext": plaintext,
+                "change_url": reverse("admin:apikeys_apikey_change", args=[obj.pk]),
+                "list_url": reverse("admin:apikeys_apikey_changelist"),
+            },
+        )
+        # The one page that ever shows the key: no cache may keep it.
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        api_key_delete(api_key=obj, deleted_by=_operator(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset:
+            api_key_delete(api_key=api_key, deleted_by=_operator(request))
+
+    # --- revoking: one action, always confirmed ----------------------------------------------
+
+    @admin.action(description="Revoke selected API keys", permissions=["revoke"])
+    def revoke_selected(
+        self, request: HttpRequest, queryset: QuerySet[ApiKey]
+    ) -> HttpResponse | None:
+        if request.POST.get("confirm") == "yes":
+            self._revoke(request, list(queryset))
+            return None
+        return self._revoke_confirmation(request, list(queryset), via_action=True)
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        api_key = get_object_or_404(ApiKey, pk=object_id)
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            self._revoke(request, [api_key])
+            return HttpResponseRedirect(reverse("admin:apikeys_apikey_change", args=[api_key.pk]))
+        return self._revoke_confirmation(request, [api_key], via_action=False)
+
+    def _revoke(self, request: HttpRequest, keys: list[ApiKey]) -> None:
+        user = _operator(request)
+        revoked = [k for k in keys if api_key_revoke(api_key=k, revoked_by=user)]
+        if revoked:
+            names = ", ".join(f"{k.name} ({k.api_key_id})" for k in revoked)
+            self.message_user(
+                request,
+                f"Revoked {len(revoked)} API key(s): {names}. "
+                "Their tokens are refused from now on.",
+                messages.SUCCESS,
+            )
+        skipped = len(keys) - len(revoked)
+        if skipped:
+            self.message_user(request, f"{skipped} key(s) were already revoked.", messages.INFO)
+
+    def _revoke_confirmation(
+        self, request: HttpRequest, keys: list[ApiKey], *, via_action: bool
+    ) -> HttpResponse:
+        return TemplateResponse(
+            request,
+            "admin/apikeys/apikey/revoke_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Revoke API keys?",
+                "opts": self.opts,
+                "keys": keys,
+                "active_keys": [k for k in keys if k.revoked_at is None],
+                "via_action": via_action,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<path:object_id>/revoke/",
+                self.admin_site.admin_view(self.revoke_view),
+                name="apikeys_apikey_revoke",
+            )
+        ]
+        return custom + super().get_urls()
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+    """Who created, changed, revoked and deleted which key, and signing-key events. Read-only."""
+
+    list_display = ["at", "action", "subject", "client_id", "actor_name", "detail"]
+    list_filter = ["action", "at"]
+    search_fields = ["subject", "client_id", "actor_name"]
+    date_hierarchy = "at"
+    list_select_related = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False

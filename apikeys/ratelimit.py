@@ -1,0 +1,222 @@
+"""Token buckets for POST /api/v1/auth/m2m/authenticate (SPEC: 30 requests/s, burst 10).
+
+A bucket holds up to `capacity` tokens and refills at `rate` tokens a second; each request
+takes one or is refused with the time until the next token. With REDIS_URL the bucket lives in
+Redis and one Lua script reads, refills and takes atomically, so every worker and machine
+shares it. Without Redis (the embedded single-process run) it lives in this process.
+
+If Redis cannot be reached, authentication keeps working: the limiter logs it and falls back
+to this process's own buckets (still a limit, just not shared) until Redis answers again;
+/readyz reports the outage meanwhile.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+from django.conf import settings
+from django.http import HttpRequest
+from django_ratelimit.core import get_usage
+
+from gerion.net import client_ip
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: float  # seconds until a token is available; 0 when allowed
+
+    @property
+    def retry_after_header(self) -> str:
+        """Retry-After is whole seconds (RFC 9110 10.2.3); never tell a client 0."""
+        return str(max(1, math.ceil(self.retry_after)))
+
+
+class TokenBucket(Protocol):
+    capacity: int
+    rate: float
+
+    def take(self, key: str) -> Decision: ...
+
+
+def _refill(tokens: float, last: float, now: float, capacity: int, rate: float) -> float:
+    return min(float(capacity), tokens + max(0.0, now - last) * rate)
+
+
+class LocalTokenBucket:
+    """Buckets in this process's memory, guarded by a lock."""
+
+    def __init__(self, capacity: int, rate: float, clock: Clock = time.monotonic) -> None:
+        self.capacity, self.rate, self.clock = capacity, rate, clock
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> Decision:
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._state.get(key, (float(self.capacity), now))
+            tokens = _refill(tokens, last, now, self.capacity, self.rate)
+            if tokens >= 1:
+                self._state[key] = (tokens - 1, now)
+                self._evict(now)
+                return Decision(True, 0.0)
+            self._state[key] = (tokens, now)
+            return Decision(False, (1 - tokens) / self.rate)
+
+    def _evict(self, now: float) -> None:
+        # A bucket full again carries no state; drop those now and then to bound memory.
+        if len(self._state) > 10_000:
+            full_after = self.capacity / self.rate
+            self._state = {k: v for k, v in self._state.items() if now - v[1] < full_after}
+
+
+# KEYS[1] bucket; ARGV: capacity, rate, now (seconds; negative = use the Redis server's clock,
+# which every machine shares), ttl in ms. Returns {allowed, retry_after as a string}.
+_TAKE_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local retry = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  retry = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+           'ts', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {allowed, string.format('%.6f', retry)}
+"""
+
+
+class RedisTokenBucket:
+    """Buckets in Redis, shared by every process; one atomic script call per request."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        capacity: int,
+        rate: float,
+        clock: Clock | None = None,
+        prefix: str = "gerion:rl:",
+    ) -> None:
+        self.capacity, self.rate, self.clock, self.prefix = capacity, rate, clock, prefix
+        self._script = client.register_script(_TAKE_SCRIPT)
+        # An idle bucket is full again after capacity/rate seconds; keep it no longer.
+        self._ttl_ms = math.ceil(capacity / rate * 1000) + 1000
+
+    def take(self, key: str) -> Decision:
+        now = self.clock() if self.clock is not None else -1
+        allowed, retry = self._script(
+            keys=[self.prefix + key], args=[self.capacity, self.rate, now, self._ttl_ms]
+        )
+        return Decision(bool(int(allowed)), float(retry))
+
+
+class FailOpenBucket:
+    """Redis first; while Redis is unreachable, this process's own buckets (logged once per
+    outage, retried every `retry_interval` seconds)."""
+
+    def __init__(
+        self,
+        primary: TokenBucket,
+        fallback: TokenBucket,
+        retry_interval: float = 2.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.primary, self.fallback = primary, fallback
+        self.capacity, self.rate = primary.capacity, primary.rate
+        self.retry_interval, self.clock = retry_interval, clock
+        self._down_until = 0.0
+
+    def take(self, key: str) -> Decision:
+        if self.clock() >= self._down_until:
+            try:
+                decision = self.primary.take(key)
+            except redis.RedisError as exc:
+                if self._down_until == 0.0:
+                    logger.warning(
+                        "rate limiter: Redis unreachable (%s); using per-process buckets",
+                        type(exc).__name__,
+                    )
+                self._down_until = self.clock() + self.retry_interval
+            else:
+                if self._down_until:
+                    logger.info("rate limiter: Redis reachable again; shared buckets resumed")
+                    self._down_until = 0.0
+                return decision
+        return self.fallback.take(key)
+
+
+@functools.lru_cache(maxsize=1)
+def get_bucket() -> TokenBucket:
+    """The process's authentication bucket, as configured."""
+    capacity, rate = settings.GERION_AUTH_BURST, settings.GERION_AUTH_RATE_PER_SECOND
+    local = LocalTokenBucket(capacity, rate)
+    if not settings.REDIS_URL:
+        return local
+    # The same connection options as the cache (gerion.settings.CACHES): short timeouts, one
+    # immediate retry, no backoff.
+    client = redis.Redis.from_url(settings.REDIS_URL, **settings.CACHES["default"]["OPTIONS"])
+    return FailOpenBucket(RedisTokenBucket(client, capacity, rate), local)
+
+
+# --- Failed attempts: a fixed window per client IP (django-ratelimit) ---------------------------
+# The token bucket shapes traffic; this caps how many *failed* key attempts one IP may make per
+# minute, so that probing lookup ids or secrets is slow and loud. Fixed windows are the right
+# tool here (a count of failures, no burst semantics), and django-ratelimit does exactly that
+# on the shared cache. On a cache outage it fails open like the bucket.
+
+_FAILURES_GROUP = "apikeys.m2m.failed-attempts"
+
+
+def _failures_usage(request: HttpRequest, *, increment: bool) -> dict[str, Any] | None:
+    try:
+        usage: dict[str, Any] | None = get_usage(
+            request,
+            group=_FAILURES_GROUP,
+            key=lambda _group, req: client_ip(req),
+            rate=f"{settings.GERION_AUTH_FAILURES_PER_MINUTE}/m",
+            increment=increment,
+        )
+    except redis.RedisError:
+        return None
+    return usage
+
+
+def failed_attempts_retry_after(request: HttpRequest) -> int | None:
+    """Seconds until this IP may try again, if it is over its failure cap; else None."""
+    usage = _failures_usage(request, increment=False)
+    if usage is None or not usage["count"] >= usage["limit"]:
+        return None
+    return max(1, int(usage["time_left"]))
+
+
+def record_failed_attempt(request: HttpRequest) -> None:
+    _failures_usage(request, increment=True)

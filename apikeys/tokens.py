@@ -1,0 +1,118 @@
+"""The one place that signs tokens and the one place that verifies them (RS256, with kid).
+
+Verification pins the algorithm, requires every claim we mint, and accepts only keys of our
+own key set, looked up by `kid`; `jku`, `x5u`, `jwk` and similar headers are never read.
+The key's current state (revoked, deleted, expired) is checked by the caller
+(apikeys.services.principal_from_token), because that needs the database.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from django.conf import settings
+
+from apikeys.signing_keys import KeySet, get_keyset
+
+ALGORITHM = "RS256"
+TOKEN_TYPE = "JWT"  # noqa: S105 - the JOSE "typ" header, not a secret
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
+# A token is ~800 bytes with a 3072-bit key; anything far larger is not ours.
+MAX_TOKEN_LENGTH = 4096
+# Seconds of clock difference tolerated between our machines for nbf and exp.
+LEEWAY_SECONDS = 5
+
+
+class TokenRejected(Exception):
+    """The token is not one of ours, or no longer valid. `code` is the problem code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    claims: dict[str, Any]
+    expires_in: int
+
+
+def mint_token(
+    *,
+    client_id: str,
+    api_key_id: str,
+    scopes: list[str],
+    now: float | None = None,
+    keyset: KeySet | None = None,
+) -> MintedToken:
+    keyset = keyset or get_keyset()
+    issued_at = int(now if now is not None else time.time())
+    lifetime = settings.GERION_JWT_LIFETIME_SECONDS
+    claims: dict[str, Any] = {
+        "iss": settings.GERION_JWT_ISSUER,
+        "aud": settings.GERION_JWT_AUDIENCE,
+        "sub": client_id,
+        "client_id": client_id,
+        "api_key_id": api_key_id,
+        "scope": " ".join(sorted(scopes)),
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": issued_at + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(
+        claims,
+        keyset.active.private_key,
+        algorithm=ALGORITHM,
+        headers={"kid": keyset.active.kid, "typ": TOKEN_TYPE},
+    )
+    return MintedToken(token=token, claims=claims, expires_in=lifetime)
+
+
+def verify_token(token: str, *, keyset: KeySet | None = None) -> dict[str, Any]:
+    """The claims of a token we signed that is valid now; TokenRejected otherwise."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise TokenRejected("invalid_token", "The token is malformed.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenRejected("invalid_token", "The token is malformed.") from exc
+    if header.get("alg") != ALGORITHM:
+        raise TokenRejected("invalid_token", "The token's algorithm is not accepted.")
+    if header.get("typ") != TOKEN_TYPE:
+        raise TokenRejected("invalid_token", "The token's type is not accepted.")
+    if "crit" in header:  # RFC 7515 4.1.11: we understand no extensions
+        raise TokenRejected("invalid_token", "The token uses unsupported critical headers.")
+    kid = header.get("kid")
+    keyset = keyset or get_keyset()
+    key = keyset.verification_key(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise TokenRejected("invalid_token", "The token was not signed by a key we publish.")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[ALGORITHM],
+            audience=settings.GERION_JWT_AUDIENCE,
+            issuer=settings.GERION_JWT_ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenRejected("token_expired", "The token has expired; authenticate again.") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise TokenRejected("invalid_token", "The token is not valid yet.") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenRejected("invalid_token", "The token is invalid.") from exc
+    for claim in ("sub", "client_id", "api_key_id", "scope", "jti"):
+        if not isinstance(claims.get(claim), str):
+            raise TokenRejected("invalid_token", "The token lacks a required claim.")
+    if claims["sub"] != claims["client_id"]:
+        raise TokenRejected("invalid_token", "The token's subject is inconsistent.")
+    return claims

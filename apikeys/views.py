@@ -1,0 +1,121 @@
+"""HTTP endpoints of the auth API: token exchange and JWKS."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apikeys import errors
+from apikeys.ratelimit import failed_attempts_retry_after, record_failed_attempt
+from apikeys.services import m2m_authenticate
+from apikeys.signing_keys import get_keyset
+from gerion.net import client_ip
+from gerion.schema import problem_responses
+
+
+def presented_api_key(request: Request) -> str | None:
+    """The key from `X-API-Key`, or from `Authorization: Bearer <key>` as the official CLI
+    sends it. Both present and different: an empty (malformed) key."""
+    header_key = request.headers.get("X-API-Key")
+    bearer = None
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            bearer = value.strip()
+    if header_key is not None and bearer is not None and header_key.strip() != bearer:
+        return ""
+    key = header_key if header_key is not None else bearer
+    return key.strip() if key is not None else None
+
+
+TokenResponse = inline_serializer(
+    "TokenResponse",
+    {
+        "access_token": serializers.CharField(help_text="RS256 JWT for Authorization: Bearer"),
+        "token_type": serializers.ChoiceField(choices=["bearer"]),
+        "expires_in": serializers.IntegerField(help_text="Seconds (1800)"),
+        "client_id": serializers.CharField(),
+        "api_key_id": serializers.CharField(),
+    },
+)
+
+
+class AuthenticateView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    parser_classes = []  # the body is read raw: any JSON is accepted whatever its content type
+
+    @extend_schema(
+        operation_id="m2m_authenticate",
+        summary="Trade an API key for a 30-minute JWT",
+        # Security requirement objects (drf-spectacular types this as names only).
+        auth=cast(Any, [{"ApiKeyHeader": []}, {"ApiKeyBearer": []}]),
+        request={
+            "application/json": inline_serializer(
+                "Authenticate",
+                {"client_id": serializers.RegexField(r"^[A-Za-z0-9._-]{3,50}$")},
+            )
+        },
+        responses={
+            200: OpenApiResponse(TokenResponse, "A signed token"),
+            **problem_responses(400, 401, 404, 413, 429),
+        },
+        examples=[OpenApiExample("request", {"client_id": "my-jenkins-runner"}, request_only=True)],
+    )
+    def post(self, request: Request) -> Response:
+        retry_after = failed_attempts_retry_after(request)
+        if retry_after is not None:
+            raise errors.rate_limited(str(retry_after))
+        try:
+            issued = m2m_authenticate(
+                presented_key=presented_api_key(request),
+                body=request.body,
+                client_ip=client_ip(request),
+            )
+        except errors.CredentialRejected:
+            record_failed_attempt(request)
+            raise
+        # RFC 6749 5.1: token responses must not be cached.
+        return Response(issued.as_response(), headers={"Cache-Control": "no-store"})
+
+
+class JWKSetRenderer(JSONRenderer):
+    media_type = "application/jwk-set+json"
+
+
+class JWKSView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JWKSetRenderer, JSONRenderer]
+
+    @extend_schema(
+        operation_id="jwks",
+        summary="Public keys that verify our tokens (RFC 7517)",
+        auth=[],
+        responses={
+            200: inline_serializer(
+                "JWKSet",
+                {
+                    "keys": serializers.ListField(
+                        child=serializers.DictField(child=serializers.CharField())
+                    )
+                },
+            )
+        },
+    )
+    def get(self, request: Request) -> Response:
+        # Retired keys stay published until their tokens expire; max-age is short enough that
+        # verifiers pick up a rotation well within a token's lifetime.
+        return Response(
+            get_keyset().jwks,
+            headers={"Cache-Control": f"public, max-age={settings.GERION_JWKS_MAX_AGE}"},
+        )

@@ -1,0 +1,167 @@
+"""Operators issue, inspect, revoke and delete keys in the admin."""
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission as AuthPermission
+from django.test import Client
+
+from apikeys.keys import KEY_RE
+from apikeys.models import ApiKey, AuditEvent
+from tests.apikeys.conftest import authenticate
+from tests.factories import StaffFactory, SuperuserFactory, make_api_key
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = "/admin/apikeys/apikey/add/"
+LIST_URL = "/admin/apikeys/apikey/"
+
+
+@pytest.fixture
+def operator():
+    return SuperuserFactory(username="oncall")
+
+
+@pytest.fixture
+def admin_client(operator):
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+def _create(admin_client, **fields):
+    data = {
+        "name": "Jenkins main",
+        "client_id": "jenkins-main",
+        "permissions": ["write:findings", "read:findings"],
+        "expires_at_0": "",
+        "expires_at_1": "",
+    }
+    data.update(fields)
+    return admin_client.post(ADD_URL, data)
+
+
+def test_creating_a_key_shows_its_plaintext_once(admin_client, operator):
+    response = _create(admin_client)
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    html = response.content.decode()
+    plaintext = re.search(r'value="(gerion_[^"]+)"', html).group(1)
+    assert KEY_RE.match(plaintext)
+    key = ApiKey.objects.get(client_id="jenkins-main")
+    assert key.created_by == operator
+    # It works...
+    assert authenticate(Client(), plaintext, "jenkins-main").status_code == 200
+    # ...and no later page shows it again.
+    for url in (LIST_URL, f"{LIST_URL}{key.pk}/change/", "/admin/apikeys/auditevent/"):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert plaintext not in page.content.decode()
+        assert plaintext.split("_")[2] not in page.content.decode()
+
+
+def test_an_invalid_key_form_is_shown_again_with_errors(admin_client):
+    response = _create(admin_client, client_id="no spaces allowed", permissions=[])
+    assert response.status_code == 200
+    assert b"errornote" in response.content
+    assert not ApiKey.objects.exists()
+
+
+def test_the_list_shows_status_at_a_glance_and_filters_by_it(admin_client):
+    _active, _ = make_api_key(client_id="live-one")
+    revoked, _ = make_api_key(client_id="dead-one")
+    admin_client.post(f"{LIST_URL}{revoked.pk}/revoke/", {"confirm": "yes"})
+    html = admin_client.get(LIST_URL).content.decode()
+    assert "apikey-status-active" in html
+    assert "apikey-status-revoked" in html
+    only_revoked = admin_client.get(LIST_URL, {"status": "revoked"}).content.decode()
+    assert "dead-one" in only_revoked
+    assert "live-one" not in only_revoked
+    search = admin_client.get(LIST_URL, {"q": "live"}).content.decode()
+    assert "live-one" in search
+    assert "dead-one" not in search
+
+
+def test_revoking_from_the_list_asks_for_confirmation_first(admin_client):
+    first, _ = make_api_key(client_id="leaked-1")
+    second, _ = make_api_key(client_id="leaked-2")
+    selection = {"action": "revoke_selected", "_selected_action": [first.pk, second.pk]}
+    confirm_page = admin_client.post(LIST_URL, selection)
+    assert confirm_page.status_code == 200
+    assert b"cannot be undone" in confirm_page.content
+    assert ApiKey.objects.filter(revoked_at__isnull=False).count() == 0
+    done = admin_client.post(LIST_URL, {**selection, "confirm": "yes"})
+    assert done.status_code == 302
+    assert ApiKey.objects.filter(revoked_at__isnull=False).count() == 2
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.KEY_REVOKED).count() == 2
+
+
+def test_revoking_one_key_from_its_page_kills_its_tokens(admin_client, operator):
+    key, plaintext = make_api_key(client_id="leaked")
+    client = Client()
+    token = authenticate(client, plaintext, "leaked").json()["access_token"]
+    page = admin_client.get(f"{LIST_URL}{key.pk}/change/")
+    assert f"{LIST_URL}{key.pk}/revoke/" in page.content.decode()
+    assert admin_client.get(f"{LIST_URL}{key.pk}/revoke/").status_code == 200  # confirmation
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is None
+    admin_client.post(f"{LIST_URL}{key.pk}/revoke/", {"confirm": "yes"})
+    key.refresh_from_db()
+    assert key.revoked_by == operator
+    assert authenticate(client, plaintext, "leaked").status_code == 401
+    from apikeys.services import principal_from_token
+    from gerion.problems import ProblemError
+
+    with pytest.raises(ProblemError):
+        principal_from_token(token=token)
+
+
+def test_a_revoked_key_is_read_only_in_the_admin(admin_client):
+    key, _ = make_api_key(client_id="gone")
+    admin_client.post(f"{LIST_URL}{key.pk}/revoke/", {"confirm": "yes"})
+    page = admin_client.get(f"{LIST_URL}{key.pk}/change/").content.decode()
+    assert 'name="name"' not in page  # no editable inputs
+    assert "revoke-link" not in page
+    response = admin_client.post(
+        f"{LIST_URL}{key.pk}/change/", {"name": "revived", "permissions": ["read:findings"]}
+    )
+    assert response.status_code == 403
+    assert ApiKey.objects.get(pk=key.pk).name != "revived"
+
+
+def test_deleting_from_the_admin_keeps_the_audit_trail(admin_client):
+    key, _ = make_api_key(client_id="to-delete")
+    api_key_id = key.api_key_id
+    admin_client.post(f"{LIST_URL}{key.pk}/delete/", {"post": "yes"})
+    assert not ApiKey.objects.filter(pk=key.pk).exists()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.KEY_DELETED)
+    assert (event.subject, event.actor_name) == (api_key_id, "oncall")
+    assert api_key_id in admin_client.get("/admin/apikeys/auditevent/").content.decode()
+
+
+def test_staff_without_key_permissions_cannot_see_or_revoke_keys():
+    staff = StaffFactory()
+    key, _ = make_api_key()
+    client = Client()
+    client.force_login(staff)
+    assert client.get(LIST_URL).status_code == 403
+    assert client.post(f"{LIST_URL}{key.pk}/revoke/", {"confirm": "yes"}).status_code == 403
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is None
+
+
+def test_viewing_keys_does_not_grant_revoking_them():
+    staff = StaffFactory()
+    staff.user_permissions.add(AuthPermission.objects.get(codename="view_apikey"))
+    key, _ = make_api_key()
+    client = Client()
+    client.force_login(staff)
+    assert client.get(LIST_URL).status_code == 200
+    assert client.post(f"{LIST_URL}{key.pk}/revoke/", {"confirm": "yes"}).status_code == 403
+    staff.user_permissions.add(AuthPermission.objects.get(codename="revoke_apikey"))
+    client.post(f"{LIST_URL}{key.pk}/revoke/", {"confirm": "yes"})
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page():
+    response = Client().get(LIST_URL)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

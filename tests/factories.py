@@ -1,0 +1,51 @@
+"""Test data. API keys are made through the service, which is the only way to learn a key's
+plaintext; everything else through factory_boy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import factory
+from django.contrib.auth.models import User
+
+from apikeys.models import ApiKey
+from apikeys.services import api_key_create
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password(PASSWORD)
+
+
+class StaffFactory(UserFactory):
+    is_staff = True
+
+
+class SuperuserFactory(StaffFactory):
+    is_superuser = True
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def make_api_key(
+    *,
+    client_id: str | None = None,
+    permissions: tuple[str, ...] = ("write:findings", "read:findings"),
+    expires_at: datetime | None = None,
+    name: str = "CI runner",
+) -> tuple[ApiKey, str]:
+    """A fresh key and its plaintext."""
+    return api_key_create(
+        name=name,
+        client_id=client_id or f"runner-{next(_counter)}",
+        permissions=list(permissions),
+        expires_at=expires_at,
+        actor_name="tests",
+    )
