@@ -40,6 +40,22 @@ limit_request_field_size = 16384
 # The application writes its own structured access log (gerion.access) with the request id.
 accesslog = None
 errorlog = "-"
+# gunicorn's own lines (boot, worker exits, timeouts) in the same JSON shape as the app's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "gerion.logging.JsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+    "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False}},
+}
 loglevel = os.environ.get("GERION_LOG_LEVEL", "info").lower()
-# Never forward X-Forwarded-* unless GERION_TRUSTED_PROXY_COUNT says a proxy is ours.
+# Where gunicorn itself may trust X-Forwarded-* (scheme); the client IP the application uses
+# is decided by GERION_TRUSTED_PROXY_COUNT (gerion/net.py).
 forwarded_allow_ips = os.environ.get("GERION_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -11,17 +11,17 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from apikeys.models import ApiKey, AuditEvent, Permission
+from apikeys.models import ApiKey, AuditEvent, Permission, RevocationIsFinal
 from apikeys.services import api_key_create, api_key_delete, api_key_revoke, api_key_update
 
 
@@ -61,9 +61,7 @@ class StatusFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
         now = timezone.now()
         if self.value() == ApiKey.Status.ACTIVE:
-            return queryset.filter(revoked_at__isnull=True).filter(
-                Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-            )
+            return queryset & ApiKey.objects.usable(now)
         if self.value() == ApiKey.Status.EXPIRED:
             return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
         if self.value() == ApiKey.Status.REVOKED:
@@ -174,8 +172,9 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         data = form.cleaned_data
         if change:
+            # `obj` already carries the form's values; the service compares with the stored row.
             api_key_update(
-                api_key=obj,
+                api_key=ApiKey.objects.get(pk=obj.pk),
                 changed_by=_operator(request),
                 name=data["name"],
                 permissions=list(data["permissions"]),
@@ -235,10 +234,27 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             return None
         return self._revoke_confirmation(request, list(queryset), via_action=True)
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (ValidationError, RevocationIsFinal) as exc:
+            # A race the form could not see: another operator took the client_id, or revoked
+            # the key, a moment ago. Say so instead of failing with a 500.
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not self.has_revoke_permission(request):
             raise PermissionDenied
-        api_key = get_object_or_404(ApiKey, pk=object_id)
+        api_key = self.get_object(request, unquote(object_id))
+        if api_key is None:
+            raise Http404("No such API key.")
         if request.method == "POST" and request.POST.get("confirm") == "yes":
             self._revoke(request, [api_key])
             return HttpResponseRedirect(reverse("admin:apikeys_apikey_change", args=[api_key.pk]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rest_framework.permissions import BasePermission
@@ -39,6 +40,13 @@ class ApiKeyJWTAuthentication(JWTAuthentication):
         client_id_var.set(principal.client_id)  # for the access log
         return principal, principal.claims
 
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        # RFC 7235 2.1: the scheme is case-insensitive ("bearer" works as well as "Bearer").
+        scheme, _, rest = header.partition(b" ")
+        if scheme.lower() == b"bearer":
+            header = b"Bearer " + rest
+        return super().get_raw_token(header)
+
     def authenticate_header(self, request: Request) -> str:
         return BEARER_CHALLENGE
 
@@ -51,12 +59,16 @@ def principal_of(request: Request) -> ApiKeyPrincipal:
 
 
 class HasScope(BasePermission):
-    """Allows the request if its token's key holds the view's `required_scope` now."""
+    """Allows the request if its token's key holds the permission the view requires now:
+    `required_scope`, a string, or a mapping from HTTP method to string."""
 
     code = "insufficient_scope"
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        required: str = getattr(view, "required_scope")  # noqa: B009 - a view contract
+        declared: str | Mapping[str, str] = getattr(view, "required_scope")  # noqa: B009
+        required = declared if isinstance(declared, str) else declared.get(request.method or "")
+        if required is None:
+            return False
         user = request.user
         if not isinstance(user, ApiKeyPrincipal):
             return False

@@ -9,7 +9,8 @@ BEARER_CHALLENGE = 'Bearer realm="gerion"'
 
 
 class CredentialRejected(ProblemError):
-    """A presented API key failed: counts against the client IP's failed-attempt cap."""
+    """No usable API key (none, malformed, unknown, wrong secret): the request was charged to
+    its client IP, and counts against that IP's failed-attempt cap."""
 
 
 def missing_api_key() -> CredentialRejected:
@@ -38,8 +39,10 @@ def key_unusable(code: str, detail: str) -> ProblemError:
     )
 
 
-def rate_limited(retry_after: str) -> ProblemError:
-    return ProblemError(
+def rate_limited(retry_after: str, *, without_usable_key: bool = False) -> ProblemError:
+    """429. `without_usable_key`: the client IP's bucket ran dry, so it is also a failure."""
+    problem_class = CredentialRejected if without_usable_key else ProblemError
+    return problem_class(
         "Too many requests; retry after the number of seconds in Retry-After.",
         status=429,
         code="rate_limited",

@@ -81,11 +81,16 @@ def key_matches(plaintext: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_key(plaintext), stored_hash)
 
 
+API_KEY_ID_PREFIX = "key-"
+_LOOKUP_RE = re.compile(rf"[a-z0-9]{{{LOOKUP_LENGTH}}}")
+
+
 def api_key_id_for(lookup_id: str) -> str:
-    return f"key-{lookup_id}"
+    return API_KEY_ID_PREFIX + lookup_id
 
 
 def lookup_id_from_api_key_id(api_key_id: str) -> str | None:
-    if api_key_id.startswith("key-") and re.fullmatch(r"[a-z0-9]{12}", api_key_id[4:]):
-        return api_key_id[4:]
+    lookup_id = api_key_id.removeprefix(API_KEY_ID_PREFIX)
+    if lookup_id != api_key_id and _LOOKUP_RE.fullmatch(lookup_id):
+        return lookup_id
     return None

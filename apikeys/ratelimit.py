@@ -26,7 +26,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
-from gerion.net import client_ip
+from gerion.net import client_ip, client_network
+from gerion.problems import ProblemError
 
 logger = logging.getLogger(__name__)
 
@@ -187,36 +188,40 @@ def get_bucket() -> TokenBucket:
     return FailOpenBucket(RedisTokenBucket(client, capacity, rate), local)
 
 
-# --- Failed attempts: a fixed window per client IP (django-ratelimit) ---------------------------
-# The token bucket shapes traffic; this caps how many *failed* key attempts one IP may make per
-# minute, so that probing lookup ids or secrets is slow and loud. Fixed windows are the right
-# tool here (a count of failures, no burst semantics), and django-ratelimit does exactly that
-# on the shared cache. On a cache outage it fails open like the bucket.
+# --- Failed attempts: a fixed window per client network (django-ratelimit) ----------------------
+# The token bucket shapes traffic; this caps how many *failed* key attempts one client network
+# may make per minute, so that probing lookup ids or secrets is slow and loud. Fixed windows are
+# the right tool here (a count of failures, no burst semantics), and django-ratelimit does
+# exactly that on the shared cache. It is consulted only for requests that already failed, so
+# a valid key is never refused because of its neighbours. On a cache outage it fails open.
 
 _FAILURES_GROUP = "apikeys.m2m.failed-attempts"
 
 
-def _failures_usage(request: HttpRequest, *, increment: bool) -> dict[str, Any] | None:
+def _count_failure(request: HttpRequest) -> dict[str, Any] | None:
     try:
         usage: dict[str, Any] | None = get_usage(
             request,
             group=_FAILURES_GROUP,
-            key=lambda _group, req: client_ip(req),
+            key=lambda _group, req: client_network(client_ip(req)),
             rate=f"{settings.GERION_AUTH_FAILURES_PER_MINUTE}/m",
-            increment=increment,
+            increment=True,
         )
     except redis.RedisError:
         return None
     return usage
 
 
-def failed_attempts_retry_after(request: HttpRequest) -> int | None:
-    """Seconds until this IP may try again, if it is over its failure cap; else None."""
-    usage = _failures_usage(request, increment=False)
-    if usage is None or not usage["count"] >= usage["limit"]:
-        return None
-    return max(1, int(usage["time_left"]))
-
-
-def record_failed_attempt(request: HttpRequest) -> None:
-    _failures_usage(request, increment=True)
+def failed_attempt(request: HttpRequest, problem: ProblemError) -> ProblemError:
+    """Count a failed key attempt; the problem to answer: the failure's own, or a 429 once the
+    client network is over its cap for this minute."""
+    usage = _count_failure(request)
+    if usage is None or not usage["should_limit"]:
+        return problem
+    return ProblemError(
+        "Too many failed API key attempts from this address; retry after the number of "
+        "seconds in Retry-After.",
+        status=429,
+        code="too_many_failed_attempts",
+        headers={"Retry-After": str(max(1, int(usage["time_left"])))},
+    )

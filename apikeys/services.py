@@ -21,11 +21,13 @@ from django.utils import timezone
 
 from apikeys import errors
 from apikeys.keys import ParsedKey, generate_key, hash_key, key_matches, parse_key
-from apikeys.models import CLIENT_ID_PATTERN, ApiKey, AuditEvent
+from apikeys.models import CLIENT_ID_PATTERN, ApiKey, AuditEvent, RevocationIsFinal
 from apikeys.ratelimit import TokenBucket, get_bucket
 from apikeys.selectors import api_key_for_authentication, api_key_get
 from apikeys.signing_keys import get_keyset
 from apikeys.tokens import TokenRejected, mint_token, verify_token
+from gerion.net import client_network
+from gerion.problems import ProblemError
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +130,7 @@ def api_key_update(
     permissions = sorted(set(permissions))
     if name != api_key.name:
         changes["name"] = name
-    if permissions != api_key.permissions:
+    if permissions != sorted(api_key.permissions):
         changes["permissions"] = permissions
     if expires_at != api_key.expires_at:
         _check_expiry(expires_at)
@@ -138,7 +140,13 @@ def api_key_update(
     api_key.name, api_key.permissions, api_key.expires_at = name, permissions, expires_at
     api_key.full_clean(exclude=["lookup_id", "client_id"])
     with transaction.atomic():
-        api_key.save(update_fields=["name", "permissions", "expires_at"])
+        # Conditional on "not revoked" in the same statement: a revocation that commits
+        # between our read and this write cannot be followed by an edit.
+        written = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+            name=name, permissions=permissions, expires_at=expires_at
+        )
+        if not written:
+            raise RevocationIsFinal()
         _audit_key(AuditEvent.Action.KEY_UPDATED, api_key, changed_by, actor_name, changes)
     return api_key
 
@@ -222,7 +230,7 @@ class IssuedToken:
 def _client_id_from(body: bytes) -> str:
     try:
         data = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise errors.invalid_body("The body must be a JSON object.") from exc
     if not isinstance(data, dict):
         raise errors.invalid_body('The body must be a JSON object: {"client_id": "..."}.')
@@ -255,16 +263,10 @@ def m2m_authenticate(
     bucket = bucket or get_bucket()
     now = now or timezone.now()
 
-    def refuse_for_ip(problem: errors.CredentialRejected) -> errors.CredentialRejected:
-        decision = bucket.take(f"ip:{client_ip}")
+    def refuse_for_ip(problem: errors.CredentialRejected) -> ProblemError:
+        decision = bucket.take(f"ip:{client_network(client_ip)}")
         if not decision.allowed:
-            # Raised as a failure too, so it still counts against the IP's failure cap.
-            raise errors.CredentialRejected(
-                "Too many requests; retry after the number of seconds in Retry-After.",
-                status=429,
-                code="rate_limited",
-                headers={"Retry-After": decision.retry_after_header},
-            )
+            return errors.rate_limited(decision.retry_after_header, without_usable_key=True)
         return problem
 
     if presented_key is None:

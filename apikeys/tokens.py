@@ -110,9 +110,13 @@ def verify_token(token: str, *, keyset: KeySet | None = None) -> dict[str, Any]:
         raise TokenRejected("invalid_token", "The token is not valid yet.") from exc
     except jwt.PyJWTError as exc:
         raise TokenRejected("invalid_token", "The token is invalid.") from exc
-    for claim in ("sub", "client_id", "api_key_id", "scope", "jti"):
+    for claim in ("sub", "client_id", "api_key_id", "scope", "jti", "aud"):
         if not isinstance(claims.get(claim), str):
             raise TokenRejected("invalid_token", "The token lacks a required claim.")
+    # We only ever mint tokens of exactly this lifetime; anything else was not minted here.
+    lifetime = settings.GERION_JWT_LIFETIME_SECONDS
+    if claims["exp"] - claims["iat"] != lifetime or claims["nbf"] != claims["iat"]:
+        raise TokenRejected("invalid_token", "The token's lifetime is not one we issue.")
     if claims["sub"] != claims["client_id"]:
         raise TokenRejected("invalid_token", "The token's subject is inconsistent.")
     return claims

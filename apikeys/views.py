@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apikeys import errors
-from apikeys.ratelimit import failed_attempts_retry_after, record_failed_attempt
+from apikeys.models import CLIENT_ID_PATTERN
+from apikeys.ratelimit import failed_attempt
 from apikeys.services import m2m_authenticate
 from apikeys.signing_keys import get_keyset
 from gerion.net import client_ip
+from gerion.problems import ProblemError
 from gerion.schema import problem_responses
+
+MAX_BODY_BYTES = 4096
 
 
 def presented_api_key(request: Request) -> str | None:
@@ -62,7 +69,8 @@ class AuthenticateView(APIView):
         request={
             "application/json": inline_serializer(
                 "Authenticate",
-                {"client_id": serializers.RegexField(r"^[A-Za-z0-9._-]{3,50}$")},
+                # ECMA-262 has no \Z: the schema says $, the validator (models) \Z.
+                {"client_id": serializers.RegexField(CLIENT_ID_PATTERN.removesuffix(r"\Z") + "$")},
             )
         },
         responses={
@@ -72,18 +80,22 @@ class AuthenticateView(APIView):
         examples=[OpenApiExample("request", {"client_id": "my-jenkins-runner"}, request_only=True)],
     )
     def post(self, request: Request) -> Response:
-        retry_after = failed_attempts_retry_after(request)
-        if retry_after is not None:
-            raise errors.rate_limited(str(retry_after))
+        # {"client_id": ...} is tiny: refuse big bodies before reading them, so anonymous
+        # clients cannot make workers buffer megabytes.
+        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+            raise ProblemError(
+                f"The body must be at most {MAX_BODY_BYTES} bytes.",
+                status=413,
+                code="payload_too_large",
+            )
         try:
             issued = m2m_authenticate(
                 presented_key=presented_api_key(request),
                 body=request.body,
                 client_ip=client_ip(request),
             )
-        except errors.CredentialRejected:
-            record_failed_attempt(request)
-            raise
+        except errors.CredentialRejected as exc:
+            raise failed_attempt(request, exc) from None
         # RFC 6749 5.1: token responses must not be cached.
         return Response(issued.as_response(), headers={"Cache-Control": "no-store"})
 
@@ -92,10 +104,30 @@ class JWKSetRenderer(JSONRenderer):
     media_type = "application/jwk-set+json"
 
 
+class AnyAcceptNegotiation(DefaultContentNegotiation):
+    """A verifier asking for text/html or anything else still gets the key set, not a 406."""
+
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
+        try:
+            chosen: tuple[BaseRenderer, str] = super().select_renderer(
+                request, renderers, format_suffix
+            )
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+        return chosen
+
+
 class JWKSView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
     renderer_classes = [JWKSetRenderer, JSONRenderer]
+    content_negotiation_class = AnyAcceptNegotiation
 
     @extend_schema(
         operation_id="jwks",

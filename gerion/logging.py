@@ -17,7 +17,11 @@ from gerion.context import client_id_var, request_id_var
 _SECRET_PATTERNS = [
     re.compile(r"gerion_[a-z0-9]{4,}_[A-Za-z0-9]+"),  # API keys (apikeys.keys.KEY_RE)
     re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWS compact
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    # A PEM private key, body included (escaped newlines too, as in a JSON dump), or whatever
+    # follows its header when the end is cut off.
+    re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S
+    ),
 ]
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and is logged as a field.
@@ -49,6 +53,11 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and value is not None:
                 entry[key] = value
+        request = entry.pop("request", None)
+        if request is not None:
+            # Django's own error records carry the request, whose repr includes the query
+            # string; the path is all a log needs.
+            entry["path"] = getattr(request, "path", None)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str))

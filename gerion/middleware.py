@@ -108,23 +108,52 @@ def service_unavailable_response(request: HttpRequest) -> HttpResponse:
     return HttpResponse(html, status=503, headers={"Retry-After": "5"})
 
 
-class BodySizeLimitMiddleware:
-    """413 for a body whose declared length exceeds GERION_MAX_BODY_BYTES, before reading it."""
+class HealthCheckMiddleware:
+    """Answers /healthz and /readyz before host validation and the HTTPS redirect, which are
+    for clients: a load balancer or the container's health check probes the instance by IP
+    over plain HTTP."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        raw = request.META.get("CONTENT_LENGTH") or "0"
+        if request.method in ("GET", "HEAD"):
+            from gerion import views  # views import this module
+
+            if request.path == "/healthz":
+                return views.healthz(request)
+            if request.path == "/readyz":
+                return views.readyz(request)
+        return self.get_response(request)
+
+
+class BodySizeLimitMiddleware:
+    """413 for a body whose declared length exceeds GERION_MAX_BODY_BYTES, before reading it;
+    411 for an API body sent without a length (chunked), which Django would read as empty."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        raw = request.META.get("CONTENT_LENGTH") or ""
+        api = is_api_path(request.path)
+        if not raw and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            if api:
+                return problem_response(
+                    411, "length_required", "Send the body with a Content-Length header."
+                )
+            return HttpResponse("Content-Length required.", status=411, content_type="text/plain")
         try:
-            length = int(raw)
+            length = int(raw or "0")
         except ValueError:
             length = -1
         if length < 0:
-            return problem_response(400, "invalid_content_length", "Content-Length is invalid.")
+            if api:
+                return problem_response(400, "invalid_content_length", "Content-Length is invalid.")
+            return HttpResponse("Invalid Content-Length.", status=400, content_type="text/plain")
         if length > settings.GERION_MAX_BODY_BYTES:
             detail = f"The body exceeds the limit of {settings.GERION_MAX_BODY_BYTES} bytes."
-            if is_api_path(request.path):
+            if api:
                 return problem_response(413, "payload_too_large", detail)
             return HttpResponse(detail, status=413, content_type="text/plain")
         return self.get_response(request)

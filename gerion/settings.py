@@ -70,9 +70,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: turns every error on /api/ into a problem document, whatever raised it.
+    # Outermost: request id and access log, so that they cover every response below.
     "gerion.middleware.RequestContextMiddleware",
+    # Turns every error on /api/ into a problem document, whatever raised it.
     "gerion.middleware.ProblemMiddleware",
+    # Before host validation and the HTTPS redirect: load balancers and the container health
+    # check probe by IP over plain HTTP.
+    "gerion.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "gerion.middleware.BodySizeLimitMiddleware",
@@ -182,8 +186,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Request size ------------------------------------------------------------------------------
-# A finding upload of ~150,000 findings is ~67 MB of JSON; larger bodies get a 413 before they
-# are read.
+# A finding upload of ~150,000 findings is ~67 MB of JSON; a larger declared Content-Length gets
+# a 413 before the body is read (and an API body without Content-Length, a 411).
 GERION_MAX_BODY_BYTES = env_int("GERION_MAX_BODY_BYTES", 96 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GERION_MAX_BODY_BYTES
 # Clients behind this many trusted reverse proxies: the client IP is that many hops from the
@@ -222,8 +226,6 @@ GERION_AUTH_RATE_PER_SECOND = float(os.environ.get("GERION_AUTH_RATE_PER_SECOND"
 GERION_AUTH_BURST = env_int("GERION_AUTH_BURST", 10)
 # Failed key attempts one client IP may make per minute before it gets 429s.
 GERION_AUTH_FAILURES_PER_MINUTE = env_int("GERION_AUTH_FAILURES_PER_MINUTE", 60)
-# django-ratelimit: find the client's IP the same way the rest of the service does.
-RATELIMIT_IP_META_KEY = "gerion.net.client_ip"
 # last_used_at is written at most once per key per this many seconds.
 GERION_LAST_USED_RESOLUTION_SECONDS = 60
 

@@ -165,3 +165,45 @@ def test_anonymous_visitors_are_sent_to_the_login_page():
     response = Client().get(LIST_URL)
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def _change(admin_client, key, **fields):
+    data = {
+        "name": key.name,
+        "permissions": key.permissions,
+        "expires_at_0": "",
+        "expires_at_1": "",
+    }
+    data.update(fields)
+    return admin_client.post(f"{LIST_URL}{key.pk}/change/", data)
+
+
+def test_removing_a_permission_in_the_admin_takes_effect_and_is_audited(admin_client):
+    key, plaintext = make_api_key(client_id="narrowed")
+    token = authenticate(Client(), plaintext, "narrowed").json()["access_token"]
+    response = _change(admin_client, key, permissions=["read:findings"])
+    assert response.status_code == 302
+    assert ApiKey.objects.get(pk=key.pk).permissions == ["read:findings"]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.KEY_UPDATED)
+    assert event.detail == {"permissions": ["read:findings"]}
+    assert event.actor_name == "oncall"
+    from apikeys.services import principal_from_token
+
+    assert principal_from_token(token=token).scopes == {"read:findings"}
+
+
+def test_renaming_and_setting_an_expiry_in_the_admin_are_saved(admin_client):
+    key, _ = make_api_key(client_id="renamed", permissions=("read:findings",))
+    _change(
+        admin_client, key, name="Jenkins (old)", expires_at_0="2099-01-01", expires_at_1="00:00:00"
+    )
+    stored = ApiKey.objects.get(pk=key.pk)
+    assert stored.name == "Jenkins (old)"
+    assert stored.expires_at.year == 2099
+    event = AuditEvent.objects.get(action=AuditEvent.Action.KEY_UPDATED)
+    assert set(event.detail) == {"name", "expires_at"}
+
+
+def test_an_unknown_key_id_in_the_revoke_url_is_a_404(admin_client):
+    assert admin_client.get(f"{LIST_URL}abc/revoke/").status_code == 404
+    assert admin_client.get(f"{LIST_URL}999999/revoke/").status_code == 404

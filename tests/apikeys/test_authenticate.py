@@ -132,21 +132,27 @@ def test_a_bad_body_is_a_400_problem(client, api_key, body, path):
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "code"),
     [
-        {},
-        {"HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz"},
-        {"HTTP_AUTHORIZATION": "Bearer"},
+        ({}, "missing_api_key"),
+        ({"HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz"}, "missing_api_key"),
+        ({"HTTP_AUTHORIZATION": "Bearer"}, "invalid_api_key"),
+        ({"HTTP_X_API_KEY": ""}, "invalid_api_key"),
     ],
-    ids=["no-header", "basic-auth", "empty-bearer"],
+    ids=["no-header", "basic-auth", "empty-bearer", "empty-x-api-key"],
 )
-def test_no_key_is_a_401_problem_with_a_challenge(client, db, headers):
+def test_no_key_is_a_401_problem_with_a_challenge(client, db, headers, code):
     response = client.post(
         AUTH_URL, data={"client_id": "jenkins-main"}, content_type="application/json", **headers
     )
+    problem(response, 401, code)
+    assert response["WWW-Authenticate"] == 'ApiKey realm="gerion"'
+
+
+def test_a_malformed_key_costs_no_query(client, db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = authenticate(client, "gerion_abcdefghijkl_" + "A" * 38)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"]
-    assert response.json()["code"] in {"missing_api_key", "invalid_api_key"}
 
 
 @pytest.mark.parametrize(
@@ -271,6 +277,18 @@ def test_wrong_secrets_spend_the_callers_ip_bucket_not_the_keys(client, api_key,
     assert authenticate(client, plaintext, ip="198.51.100.7").status_code == 200
 
 
+def test_a_deeply_nested_body_is_a_400_not_a_crash(client, api_key):
+    _, plaintext = api_key
+    response = authenticate(client, plaintext, body=b"[" * 3000)
+    problem(response, 400, "invalid_json")
+
+
+def test_a_body_over_4_kib_is_refused_before_it_is_read(client, api_key):
+    _, plaintext = api_key
+    body = json.dumps({"client_id": "jenkins-main", "pad": "x" * 5000}).encode()
+    problem(authenticate(client, plaintext, body=body), 413, "payload_too_large")
+
+
 def test_one_ip_is_capped_on_failed_attempts(client, db, settings):
     settings.GERION_AUTH_FAILURES_PER_MINUTE = 5
     statuses = [
@@ -281,3 +299,25 @@ def test_one_ip_is_capped_on_failed_attempts(client, db, settings):
     assert statuses[5:] == [429, 429]
     other_ip = authenticate(client, generate_key().plaintext, ip="203.0.113.10")
     assert other_ip.status_code == 404
+    assert authenticate(client, None, ip="203.0.113.9").json()["code"] == (
+        "too_many_failed_attempts"
+    )
+
+
+def test_a_valid_key_is_never_refused_because_its_address_failed_before(client, api_key, settings):
+    # Behind a NAT, or a proxy whose hops are not configured, many clients share an address.
+    settings.GERION_AUTH_FAILURES_PER_MINUTE = 3
+    _, plaintext = api_key
+    for _ in range(6):
+        authenticate(client, generate_key().plaintext, ip="192.0.2.50")
+    assert authenticate(client, plaintext, ip="192.0.2.50").status_code == 200
+
+
+def test_an_ipv6_client_cannot_dodge_the_ip_bucket_by_rotating_its_64(client, db, settings):
+    settings.GERION_AUTH_RATE_PER_SECOND = 0.01
+    statuses = [
+        authenticate(client, None, ip=f"2001:db8:1:2::{i:x}").status_code for i in range(12)
+    ]
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429, 429]
+    assert authenticate(client, None, ip="2001:db8:1:3::1").status_code == 401

@@ -112,6 +112,13 @@ def test_malformed_authorization_headers_are_401_problems(client, db, authorizat
     response = client.get(URL, HTTP_AUTHORIZATION=authorization)
     assert response.status_code == 401
     assert response["Content-Type"] == "application/problem+json"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_bearer_scheme_is_case_insensitive(client, api_key):
+    _, plaintext = api_key
+    token = token_for(client, plaintext, "jenkins-main")
+    assert client.get(URL, HTTP_AUTHORIZATION=f"bearer {token}").status_code == 200
 
 
 def test_the_api_key_itself_is_not_a_bearer_token(client, api_key):

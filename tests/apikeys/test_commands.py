@@ -136,6 +136,18 @@ def test_generatesigningkey_writes_a_private_rsa_key_readable_only_by_its_owner(
     ).exists()
 
 
+def test_generatesigningkey_ignores_files_planted_next_to_the_key(tmp_path):
+    victim = tmp_path / "world-readable.txt"
+    victim.write_text("")
+    victim.chmod(0o666)
+    (tmp_path / ".jwt.pem.tmp").symlink_to(victim)
+    (tmp_path / ".jwt.pem.12345.tmp").write_text("")
+    run("generatesigningkey", str(tmp_path / "jwt.pem"), "--bits", "2048")
+    assert stat.S_IMODE(os.lstat(tmp_path / "jwt.pem").st_mode) == 0o600
+    assert not (tmp_path / "jwt.pem").is_symlink()
+    assert victim.read_text() == ""
+
+
 def test_generatesigningkey_never_overwrites_by_accident(tmp_path):
     path = tmp_path / "jwt.pem"
     run("generatesigningkey", str(path), "--bits", "2048")

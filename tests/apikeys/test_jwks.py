@@ -29,6 +29,12 @@ def test_jwks_is_also_served_as_plain_json_when_asked(client):
     assert response["Content-Type"] == "application/json"
 
 
+def test_jwks_is_served_whatever_the_client_accepts(client):
+    response = client.get(JWKS_URL, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response.json()["keys"]
+
+
 def test_a_token_verifies_with_pyjwt_given_only_the_jwks(client, api_key):
     _, plaintext = api_key
     token = token_for(client, plaintext, "jenkins-main")

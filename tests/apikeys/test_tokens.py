@@ -121,6 +121,8 @@ def test_verification_refuses_an_altered_payload():
         ("jti", None, "invalid_token"),
         ("sub", "someone-else", "invalid_token"),
         ("api_key_id", None, "invalid_token"),
+        ("exp", int(time.time()) + 10**9, "invalid_token"),
+        ("aud", ["gerion-api", "other"], "invalid_token"),
     ],
     ids=[
         "expired",
@@ -131,6 +133,8 @@ def test_verification_refuses_an_altered_payload():
         "no-jti",
         "sub-mismatch",
         "no-api-key-id",
+        "lifetime-too-long",
+        "aud-list",
     ],
 )
 def test_verification_checks_every_claim(claim, value, code):

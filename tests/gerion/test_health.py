@@ -3,6 +3,7 @@ test cuts and restores."""
 
 import json
 import time
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -17,6 +18,19 @@ def test_healthz_answers_ok():
     response = Client().get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_probes_by_ip_over_http_work_in_the_production_configuration(settings):
+    # The container's health check and load balancers probe http://<ip>/healthz: neither the
+    # host allow-list nor the HTTPS redirect, which protect clients, may turn that away.
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    assert client.get("/healthz", HTTP_HOST="10.1.2.3").status_code == 200
+    assert client.get("/readyz", HTTP_HOST="10.1.2.3").status_code == 200
+    assert client.get("/api/v1/auth/jwks", HTTP_HOST="10.1.2.3").status_code == 400
+    assert client.get("/api/v1/auth/jwks", HTTP_HOST="api.example.com").status_code == 301
 
 
 @pytest.mark.django_db
@@ -39,14 +53,14 @@ def _wait_for(url: str, status: int, timeout: float = 15) -> requests.Response:
 @pytest.mark.django_db(transaction=True)
 def test_readyz_reports_each_outage_and_recovers_without_a_restart(tmp_path):
     db = settings.DATABASES["default"]
-    redis_port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    redis_url = urlparse(settings.REDIS_URL)
     with (
         TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as db_proxy,
-        TcpProxy("127.0.0.1", redis_port) as redis_proxy,
+        TcpProxy(redis_url.hostname or "127.0.0.1", redis_url.port or 6379) as redis_proxy,
     ):
         env = {
             "DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{db_proxy.port}/{db['NAME']}",
-            "REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}/15",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}{redis_url.path}",
         }
         with gunicorn(tmp_path, workers=2, env=env) as server:
             ready = server.url + "/readyz"

@@ -45,16 +45,38 @@ def test_query_strings_never_reach_the_access_log(json_lines):
 
 
 @pytest.mark.parametrize(
-    "message",
+    ("message", "secret"),
     [
-        "key gerion_abcdefghijkl_AbCdEfGhIjKlMnOpQrStUvWxYz012345abcdef",
-        "token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
-        "-----BEGIN PRIVATE KEY-----",
+        (
+            "key gerion_abcdefghijkl_AbCdEfGhIjKlMnOpQrStUvWxYz012345abcdef",
+            "AbCdEfGhIjKlMnOpQrStUvWxYz012345abcdef",
+        ),
+        ("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "c2lnbmF0dXJl"),
+        (
+            "pem -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n"
+            "-----END PRIVATE KEY----- ok",
+            "MIIEvQIBADANBgkqhkiG9w0B",
+        ),
+        (
+            "cut -----BEGIN RSA PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B",
+            "MIIEvQIBADANBgkqhkiG9w0B",
+        ),
     ],
-    ids=["api-key", "jwt", "pem"],
+    ids=["api-key", "jwt", "pem", "pem-truncated"],
 )
-def test_secret_shapes_are_masked_even_if_a_message_carries_one(message):
+def test_secret_shapes_are_masked_even_if_a_message_carries_one(message, secret):
     record = logging.makeLogRecord({"msg": message, "levelname": "INFO", "name": "x"})
     line = JsonFormatter().format(record)
     assert "[REDACTED]" in line
-    assert message.split()[-1] not in line
+    assert secret not in line
+
+
+def test_djangos_error_records_log_the_path_without_the_query_string(settings, caplog):
+    settings.ROOT_URLCONF = "tests.gerion.urls"
+    caplog.set_level(logging.ERROR, logger="django.request")
+    Client(raise_request_exception=False).get("/api/v1/_test/boom?api_key=hunter2&x=1")
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert records
+    line = JsonFormatter().format(records[-1])
+    assert "hunter2" not in line
+    assert json.loads(line)["path"] == "/api/v1/_test/boom"

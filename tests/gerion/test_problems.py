@@ -79,6 +79,17 @@ def test_body_over_the_limit_is_a_413_problem_before_it_is_read(debug, client, s
     assert_problem(response, 413, "payload_too_large")
 
 
+def test_a_chunked_body_without_length_is_a_411_problem_not_read_as_empty(debug, client):
+    response = client.post(
+        "/api/v1/_test/validate",
+        data=b"",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+    )
+    assert_problem(response, 411, "length_required")
+
+
 def test_non_json_content_type_is_a_415_problem(debug, client):
     response = client.post("/api/v1/_test/validate", data="name=a", content_type="text/plain")
     assert_problem(response, 415, "unsupported_media_type")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from apikeys.signing_keys import (
     generate_private_key_pem,
     load_signing_key,
 )
+from gerion.files import write_private_file_atomically
 
 
 class Command(BaseCommand):
@@ -33,13 +34,9 @@ class Command(BaseCommand):
             raise CommandError(f"--bits must be at least {MIN_KEY_BITS}.")
         if path.exists() and not options["force"]:
             raise CommandError(f"{path} exists; refusing to overwrite a key (use --force).")
-        pem = generate_private_key_pem(bits)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-        os.replace(tmp, path)
+        write_private_file_atomically(path, generate_private_key_pem(bits), 0o600, replace=True)
         kid = load_signing_key(path).kid
+        mode = stat.S_IMODE(path.stat().st_mode)
         try:
             AuditEvent.objects.create(
                 action=AuditEvent.Action.SIGNING_KEY_GENERATED,
@@ -49,4 +46,4 @@ class Command(BaseCommand):
             )
         except DatabaseError:
             self.stderr.write("Note: the database is not reachable; the audit trail misses this.")
-        self.stdout.write(f"Wrote a {bits}-bit RSA key to {path} (mode 0600), kid {kid}.")
+        self.stdout.write(f"Wrote a {bits}-bit RSA key to {path} (mode {mode:04o}), kid {kid}.")
