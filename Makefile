@@ -44,8 +44,9 @@ lint: $(VENV)/.dev
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
+## Benchmarks print figures; they are not tests. They use their own database.
 bench: $(VENV)/.dev
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/ingest.py
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://root@127.0.0.1:5432/gerion_bench} $(PY) bench/ingest.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

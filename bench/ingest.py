@@ -1,0 +1,239 @@
+"""Benchmark: one upload of N findings through the WSGI application, in process, against
+PostgreSQL; then the same body again (all duplicates); and, as the hardware reference, a raw
+COPY of the same rows into an empty copy of the findings table (LIKE ... INCLUDING ALL).
+
+    DATABASE_URL=postgres://root@127.0.0.1:5432/gerion_bench python bench/ingest.py [-n 100000]
+
+Prints findings/s of each, the ratios COPY time / upload time (1.0 would be as fast as a bare
+COPY of the stored rows), and the peak memory (max RSS) of the process. Each measurement is
+repeated (--repeat, fresh stream each time) and the medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import os
+import random
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench")
+os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
+
+
+def ensure_database() -> None:
+    """Create the benchmark database if needed and migrate it."""
+    import psycopg
+
+    url = os.environ["DATABASE_URL"]
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+SCANNERS = ["semgrep", "trivy", "gitleaks", "checkov"]
+PACKAGES = ["lodash", "requests", "log4j-core", "openssl", "jackson-databind", "urllib3", "axios"]
+CWES = [79, 89, 22, 78, 502, 798, 327, 611, 918, 400]
+
+
+def realistic_finding(i: int, rng: random.Random) -> dict[str, Any]:
+    """An SCA finding shaped like the official CLI's: documented fields, extras and nulls."""
+    package = rng.choice(PACKAGES)
+    year = rng.randint(2014, 2025)
+    return {
+        "finding_id": f"trivy-{package}-{i:08x}",
+        "title": f"{package}: vulnerable to {rng.choice(['prototype pollution', 'ReDoS', 'RCE'])}",
+        "severity": rng.choice(["Critical", "High", "Medium", "Low", "Info"]),
+        "scan_type": "SCA",
+        "file_path": f"services/svc-{i % 97}/package-lock.json",
+        "line_number": rng.randint(1, 5000),
+        "active": True,
+        "mitigated": False,
+        "false_positive": False,
+        "creation_date": "2026-11-20T10:15:00",
+        "last_update_date": "2026-11-28T08:00:00",
+        "description": f"{package} before {rng.randint(1, 9)}.{rng.randint(0, 20)} is vulnerable.",
+        "mitigation": "Upgrade to the fixed version.",
+        "component_name": package,
+        "component_version": f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}",
+        "component_fix": f"{rng.randint(1, 9)}.{rng.randint(0, 30)}.0",
+        "cwe": [rng.choice(CWES)],
+        "cve": f"CVE-{year}-{rng.randint(1000, 99999)}",
+        "security_scope": None,
+    }
+
+
+def build_body(n: int, repository: str) -> bytes:
+    rng = random.Random(42)
+    findings = [realistic_finding(i, rng) for i in range(n)]
+    document = {
+        "metadata": {
+            "repository_name": repository,
+            "branch_name": "main",
+            "build_id": "bench-1",
+            "code_path": ".",
+            "scan_type": "SCA",
+            "commit_hash": "0" * 40,
+            "cicd_platform": "bench",
+        },
+        "findings": findings,
+    }
+    body = orjson.dumps(document)
+    del findings, document
+    gc.collect()
+    return body
+
+
+def body_from_subprocess(n: int, repository: str) -> bytes:
+    """The body, built in a child process so that this process's peak memory measures the
+    upload, not the generator."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, __file__, "--emit-body", str(n), repository],
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def wsgi_post(application: Any, path: str, body: bytes, token: str) -> tuple[int, bytes]:
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    status_holder: list[str] = []
+    chunks = application(environ, lambda status, headers: status_holder.append(status))
+    content = b"".join(chunks)
+    return int(status_holder[0].split()[0]), content
+
+
+def copy_reference(repository: str) -> float:
+    """Seconds to COPY the rows this stream stored into an empty LIKE ... INCLUDING ALL table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        buffer = io.BytesIO()
+        query = (
+            "COPY (SELECT * FROM findings_finding WHERE repository_name = "
+            f"'{repository}') TO STDOUT"
+        )
+        with cursor.copy(query) as copy:
+            for data in copy:
+                buffer.write(data)
+        data = buffer.getvalue()
+        cursor.execute("DROP TABLE IF EXISTS bench_copy_reference")
+        cursor.execute("CREATE TABLE bench_copy_reference (LIKE findings_finding INCLUDING ALL)")
+        started = time.perf_counter()
+        with cursor.copy("COPY bench_copy_reference FROM STDIN") as copy:
+            view = memoryview(data)
+            for offset in range(0, len(view), 1 << 20):
+                copy.write(view[offset : offset + (1 << 20)])
+        elapsed = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_copy_reference")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--findings", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--emit-body", nargs=2, metavar=("N", "REPOSITORY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.emit_body:
+        sys.stdout.buffer.write(build_body(int(args.emit_body[0]), args.emit_body[1]))
+        return
+
+    ensure_database()
+    from django.conf import settings
+    from django.db import connection
+
+    from apikeys.services import api_key_create
+    from apikeys.tokens import mint_token
+    from gerion.wsgi import application
+
+    settings.GERION_JWT_LIFETIME_SECONDS = 3600
+    run_tag = f"{os.getpid()}-{int(time.time())}"
+    api_key, _ = api_key_create(
+        name="bench",
+        client_id=f"bench-{run_tag}",
+        permissions=["write:findings"],
+        actor_name="bench/ingest.py",
+    )
+    token = mint_token(
+        client_id=api_key.client_id, api_key_id=api_key.api_key_id, scopes=["write:findings"]
+    ).token
+
+    first: list[float] = []
+    again: list[float] = []
+    reference: list[float] = []
+    body_mb = 0.0
+    for round_ in range(args.repeat):
+        repository = f"bench/{run_tag}-{round_}"
+        body = body_from_subprocess(args.findings, repository)
+        body_mb = len(body) / 1e6
+        for times in (first, again):
+            started = time.perf_counter()
+            status, content = wsgi_post(application, "/api/v1/findings", body, token)
+            times.append(time.perf_counter() - started)
+            if status != 201:
+                raise SystemExit(f"upload failed: {status} {content[:500]!r}")
+            counts = orjson.loads(content)
+        assert counts["updated"] == args.findings, counts
+        del body
+        gc.collect()
+        reference.append(copy_reference(repository))
+        with connection.cursor() as cursor:  # leave the benchmark database small
+            cursor.execute("DELETE FROM findings_finding WHERE repository_name = %s", [repository])
+
+    n = args.findings
+    med_first, med_again, med_copy = (statistics.median(t) for t in (first, again, reference))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"findings per upload      {n:,} ({body_mb:.1f} MB of JSON), {args.repeat} rounds")
+    print(f"first upload             {med_first:6.2f} s  {n / med_first:10,.0f} findings/s")
+    print(f"re-upload (duplicates)   {med_again:6.2f} s  {n / med_again:10,.0f} findings/s")
+    print(f"raw COPY (reference)     {med_copy:6.2f} s  {n / med_copy:10,.0f} rows/s")
+    print(f"ratio COPY/first upload  {med_copy / med_first:6.2f}")
+    print(f"ratio COPY/re-upload     {med_copy / med_again:6.2f}")
+    ratio = peak_mib * 1.048576 / body_mb
+    print(f"peak memory (max RSS)    {peak_mib:6.0f} MiB ({ratio:.1f}x the body)")
+    print(
+        "rounds (first, re-upload, copy): "
+        + "; ".join(
+            f"{a:.2f}/{b:.2f}/{c:.2f}" for a, b, c in zip(first, again, reference, strict=True)
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""OpenAPI descriptions of the findings API bodies. Documentation only: uploads are validated
+by findings.normalize, which is built for 100,000 findings a request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer
+from rest_framework import serializers
+
+from findings.models import SEVERITY_ORDER, ScanType
+
+_SEVERITY_HELP = f"{', '.join(SEVERITY_ORDER)} (any case; default INFO)"
+_SCAN_TYPE_HELP = f"{', '.join(ScanType.values)} (any case, e.g. Secrets, IaC)"
+
+Doc = serializers.Serializer[dict[str, Any]]
+
+
+class Metadata(Doc):
+    repository_name = serializers.CharField(max_length=255)
+    branch_name = serializers.CharField(max_length=255)
+    build_id = serializers.CharField(max_length=255, allow_null=True)
+    code_path = serializers.CharField(max_length=4096, allow_blank=True)
+    scan_type = serializers.CharField(
+        required=False, help_text=f"{_SCAN_TYPE_HELP}; inferred from the findings if omitted"
+    )
+    commit_hash = serializers.CharField(required=False, allow_null=True, max_length=128)
+    commit_author = serializers.CharField(required=False, allow_null=True, max_length=255)
+    cicd_platform = serializers.CharField(required=False, allow_null=True, max_length=100)
+    scan_duration = serializers.FloatField(required=False, allow_null=True)
+
+
+class FindingIn(Doc):
+    finding_id = serializers.CharField(max_length=255, help_text="Unique within the stream")
+    title = serializers.CharField(max_length=2000)
+    severity = serializers.CharField(required=False, allow_null=True, help_text=_SEVERITY_HELP)
+    scan_type = serializers.CharField(required=False, allow_null=True, help_text=_SCAN_TYPE_HELP)
+    repository_name = serializers.CharField(
+        required=False, allow_null=True, help_text="Must equal the metadata's if present"
+    )
+    file_path = serializers.CharField(required=False, allow_null=True, max_length=4096)
+    line_number = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    active = serializers.BooleanField(required=False, allow_null=True)
+    mitigated = serializers.BooleanField(required=False, allow_null=True)
+    false_positive = serializers.BooleanField(required=False, allow_null=True)
+    creation_date = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="ISO 8601; without a zone: UTC"
+    )
+    last_update_date = serializers.DateTimeField(required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_null=True)
+    mitigation = serializers.CharField(required=False, allow_null=True)
+    component_name = serializers.CharField(required=False, allow_null=True)
+    component_version = serializers.CharField(required=False, allow_null=True)
+    component_fix = serializers.CharField(required=False, allow_null=True)
+    cwe = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    cve = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        allow_null=True,
+        help_text="A list, or one string",
+    )
+
+
+class DocumentedUpload(Doc):
+    metadata = Metadata()
+    findings = FindingIn(many=True)
+
+
+class CliFindingsData(Doc):
+    scan_metadata = Metadata(help_text="Older CLI versions call it `metadata`")
+    findings = FindingIn(many=True)
+
+
+class CliUpload(Doc):
+    findings_data = CliFindingsData()
+
+
+UploadRequest = PolymorphicProxySerializer(
+    component_name="FindingsUpload",
+    serializers=[DocumentedUpload, CliUpload],
+    resource_type_field_name=None,
+)
+
+
+class UploadResult(Doc):
+    upload_id = serializers.IntegerField()
+    received = serializers.IntegerField(help_text="Findings in the body")
+    duplicates = serializers.IntegerField(help_text="Repeated finding_ids (the last one won)")
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField(help_text="Seen before, refreshed")
+    reactivated = serializers.IntegerField(help_text="Mitigated before, back now")
+    mitigated = serializers.IntegerField(help_text="Open before, absent or fixed now")
+
+
+class FindingOut(Doc):
+    id = serializers.IntegerField()
+    finding_id = serializers.CharField()
+    title = serializers.CharField()
+    severity = serializers.ChoiceField(choices=SEVERITY_ORDER)
+    scan_type = serializers.ChoiceField(choices=ScanType.values)
+    repository_name = serializers.CharField()
+    branch_name = serializers.CharField()
+    file_path = serializers.CharField()
+    line_number = serializers.IntegerField(allow_null=True)
+    description = serializers.CharField()
+    mitigation = serializers.CharField()
+    security_scope = serializers.CharField()
+    component_name = serializers.CharField()
+    component_version = serializers.CharField()
+    component_fix = serializers.CharField()
+    cwe = serializers.ListField(child=serializers.CharField())
+    cve = serializers.ListField(child=serializers.CharField())
+    creation_date = serializers.DateTimeField(allow_null=True)
+    last_update_date = serializers.DateTimeField(allow_null=True)
+    status = serializers.ChoiceField(
+        choices=["Active", "Mitigated", "False positive", "Risk accepted"]
+    )
+    active = serializers.BooleanField()
+    mitigated = serializers.BooleanField()
+    mitigated_at = serializers.DateTimeField(allow_null=True)
+    mitigated_on_build_id = serializers.CharField(allow_null=True)
+    false_positive = serializers.BooleanField()
+    risk_accepted = serializers.BooleanField()
+    first_seen_at = serializers.DateTimeField()
+    first_seen_build_id = serializers.CharField(allow_null=True)
+    last_seen_at = serializers.DateTimeField()
+    last_seen_build_id = serializers.CharField(allow_null=True)
+
+
+UPLOAD_EXAMPLES = [
+    OpenApiExample(
+        "documented",
+        request_only=True,
+        value={
+            "metadata": {
+                "repository_name": "acme/payments",
+                "branch_name": "main",
+                "build_id": "1234",
+                "code_path": ".",
+                "scan_type": "SAST",
+                "commit_hash": "9f3c2d1",
+            },
+            "findings": [
+                {
+                    "finding_id": "semgrep-python.sql-injection-3f2a",
+                    "title": "SQL built from user input",
+                    "severity": "High",
+                    "file_path": "app/db.py",
+                    "line_number": 42,
+                    "cwe": ["CWE-89"],
+                }
+            ],
+        },
+    ),
+    OpenApiExample(
+        "official CLI",
+        request_only=True,
+        value={
+            "findings_data": {
+                "scan_metadata": {
+                    "repository_name": "acme/payments",
+                    "branch_name": "main",
+                    "build_id": None,
+                    "code_path": ".",
+                    "cicd_platform": "github",
+                    "scan_duration": 12.5,
+                },
+                "findings": [
+                    {
+                        "finding_id": "gitleaks-aws-key-91ab",
+                        "title": "AWS access key",
+                        "severity": "CRITICAL",
+                        "scan_type": "Secrets",
+                        "file_path": "deploy/env.sh",
+                        "line_number": 3,
+                    }
+                ],
+            }
+        },
+    ),
+]

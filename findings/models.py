@@ -1,0 +1,241 @@
+"""Uploads (one scan of one stream) and findings (one issue in a stream, across scans).
+
+A stream is (repository, branch, scan type). A finding's identity is its stream plus the
+scanner's `finding_id`; the database enforces it, so no code path can store one twice.
+Findings are written in bulk by set-based SQL (findings.merge), not through these models; the
+models describe the tables and serve the reads.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apikeys.models import ApiKey
+
+
+class Severity(models.TextChoices):
+    CRITICAL = "CRITICAL", "Critical"
+    HIGH = "HIGH", "High"
+    MEDIUM = "MEDIUM", "Medium"
+    LOW = "LOW", "Low"
+    INFO = "INFO", "Info"
+
+
+# Most severe first: the order of dashboards, filters and sorting.
+SEVERITY_ORDER = [s.value for s in Severity]
+
+
+class ScanType(models.TextChoices):
+    SAST = "SAST"
+    SCA = "SCA"
+    SECRETS = "SECRETS"
+    IAC = "IAC"
+
+
+class Upload(models.Model):
+    """One accepted POST /api/v1/findings: who sent which scan of which stream, and what it did."""
+
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads"
+    )
+    client_id = models.CharField(max_length=50)
+    repository_name = models.CharField(max_length=255)
+    branch_name = models.CharField(max_length=255)
+    scan_type = models.CharField(max_length=16, choices=ScanType.choices)
+    build_id = models.CharField(max_length=255, null=True, blank=True)
+    commit_hash = models.CharField(max_length=128, blank=True)
+    commit_author = models.CharField(max_length=255, blank=True)
+    code_path = models.TextField(blank=True)
+    cicd_platform = models.CharField(max_length=100, blank=True)
+    scan_duration = models.FloatField(null=True, blank=True)
+    # The metadata object as the client sent it, unknown fields included.
+    metadata = models.JSONField(default=dict)
+    envelope = models.CharField(max_length=20)
+    received_at = models.DateTimeField(db_index=True)
+    received = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    reactivated = models.PositiveIntegerField(default=0)
+    mitigated = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["repository_name", "branch_name", "scan_type", "-received_at"],
+                name="upload_stream_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.repository_name}@{self.branch_name} {self.scan_type}"
+
+
+class Stream(models.Model):
+    """The latest upload of each (repository, branch, scan type).
+
+    A finding is active exactly when the stream's latest upload reported it, so an active
+    finding was last seen in that upload. Re-uploads therefore leave unchanged active findings
+    untouched (no row written) and their last sighting is read from here; see
+    findings.selectors.with_last_seen.
+    """
+
+    repository_name = models.CharField(max_length=255)
+    branch_name = models.CharField(max_length=255)
+    scan_type = models.CharField(max_length=16, choices=ScanType.choices)
+    head_upload = models.ForeignKey(Upload, on_delete=models.PROTECT, related_name="+")
+    head_at = models.DateTimeField()
+    head_build_id = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository_name", "branch_name", "scan_type"], name="stream_identity"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository_name}@{self.branch_name} {self.scan_type}"
+
+
+class Finding(models.Model):
+    repository_name = models.CharField(max_length=255)
+    branch_name = models.CharField(max_length=255)
+    scan_type = models.CharField(max_length=16, choices=ScanType.choices)
+    finding_id = models.CharField(max_length=255)
+
+    title = models.TextField()
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    file_path = models.TextField(blank=True)
+    line_number = models.IntegerField(null=True, blank=True)
+    creation_date = models.DateTimeField(null=True, blank=True)
+    last_update_date = models.DateTimeField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    mitigation = models.TextField(blank=True)
+    security_scope = models.TextField(blank=True)
+    component_name = models.TextField(blank=True)
+    component_version = models.TextField(blank=True)
+    component_fix = models.TextField(blank=True)
+    cwe = models.JSONField(default=list, blank=True)
+    cve = models.JSONField(default=list, blank=True)
+    # The scanner's object exactly as sent (unknown fields included), and its digest: a
+    # re-upload rewrites a finding only when this changes (or its state does).
+    raw = models.JSONField(default=dict)
+    content_hash = models.CharField(max_length=32)
+
+    # Lifecycle, decided by uploads: open while the scanner keeps reporting it.
+    active = models.BooleanField(default=True)
+    mitigated = models.BooleanField(default=False)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
+    mitigated_on_build_id = models.CharField(max_length=255, null=True, blank=True)
+    # Triage, decided by staff: never changed by an upload.
+    false_positive = models.BooleanField(default=False)
+    risk_accepted = models.BooleanField(default=False)
+    risk_accepted_reason = models.TextField(blank=True)
+    triaged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    triaged_at = models.DateTimeField(null=True, blank=True)
+
+    # When and where the finding was first reported, and last reported *as stored*: an active
+    # finding is last seen in its stream's latest upload (Stream.head_*), which these columns
+    # do not follow; read through findings.selectors.with_last_seen. No index and no FK
+    # constraint: rows are written by set-based SQL, and unindexed columns let PostgreSQL
+    # update a row in place (HOT).
+    first_seen_at = models.DateTimeField()
+    first_seen_upload = models.ForeignKey(
+        Upload, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    first_seen_build_id = models.CharField(max_length=255, null=True, blank=True)
+    last_seen_at = models.DateTimeField()
+    last_seen_upload = models.ForeignKey(
+        Upload, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    last_seen_build_id = models.CharField(max_length=255, null=True, blank=True)
+    mitigated_in_upload = models.ForeignKey(
+        Upload,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository_name", "branch_name", "scan_type", "finding_id"],
+                name="finding_identity",
+            )
+        ]
+        indexes = [
+            # Dashboard: open findings by repository and severity (index-only scan).
+            models.Index(
+                fields=["repository_name", "severity"],
+                condition=Q(active=True, false_positive=False, risk_accepted=False),
+                name="finding_open_idx",
+            ),
+            models.Index(fields=["severity", "id"], name="finding_severity_idx"),
+            models.Index(fields=["scan_type", "id"], name="finding_scan_type_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.finding_id}: {self.title[:60]}"
+
+    @property
+    def status(self) -> str:
+        return finding_status(
+            active=self.active, false_positive=self.false_positive, risk_accepted=self.risk_accepted
+        )
+
+
+class Status(models.TextChoices):
+    ACTIVE = "Active"
+    MITIGATED = "Mitigated"
+    FALSE_POSITIVE = "False positive"
+    RISK_ACCEPTED = "Risk accepted"
+
+
+def finding_status(*, active: bool, false_positive: bool, risk_accepted: bool) -> str:
+    """Staff triage first (it outlives scans), then the lifecycle."""
+    if false_positive:
+        return Status.FALSE_POSITIVE.value
+    if risk_accepted:
+        return Status.RISK_ACCEPTED.value
+    return Status.ACTIVE.value if active else Status.MITIGATED.value
+
+
+class FindingEvent(models.Model):
+    """A change of a finding's status: by an upload (mitigated, reactivated) or by staff
+    (triage). Creation is not an event: first_seen_* records it."""
+
+    class Kind(models.TextChoices):
+        MITIGATED = "mitigated", "Mitigated"
+        REACTIVATED = "reactivated", "Reactivated"
+        FALSE_POSITIVE = "false_positive", "Marked false positive"
+        RISK_ACCEPTED = "risk_accepted", "Risk accepted"
+        REOPENED = "reopened", "Reopened by staff"
+
+    finding = models.ForeignKey(
+        Finding, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    at = models.DateTimeField()
+    upload = models.ForeignKey(
+        Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    build_id = models.CharField(max_length=255, null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["finding", "at"], name="finding_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.finding_id} {self.kind} at {self.at:%Y-%m-%d %H:%M}"

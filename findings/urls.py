@@ -1,0 +1,5 @@
+from django.urls import path
+
+from findings import views
+
+urlpatterns = [path("findings", views.FindingsView.as_view(), name="findings")]

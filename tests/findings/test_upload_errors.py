@@ -1,0 +1,272 @@
+"""Bad uploads get a clear 400 listing every problem by JSON path, and store nothing."""
+
+import copy
+import json
+
+import pytest
+
+from apikeys.models import ApiKey
+from apikeys.services import api_key_revoke
+from findings.models import Finding, FindingEvent, Stream, Upload
+from tests.apikeys.conftest import token_for
+from tests.factories import make_api_key
+from tests.findings.conftest import CLI_SECRET, URL, cli_body, documented_body, post, sast
+
+pytestmark = pytest.mark.django_db
+
+PROBLEM = "application/problem+json"
+
+
+def assert_nothing_stored():
+    assert Upload.objects.count() == 0
+    assert Finding.objects.count() == 0
+    assert FindingEvent.objects.count() == 0
+    assert Stream.objects.count() == 0
+
+
+def body_with(finding_changes=None, metadata_changes=None, drop=()):
+    body = documented_body(sast(3))
+    for key, value in (metadata_changes or {}).items():
+        body["metadata"][key] = value
+    for key, value in (finding_changes or {}).items():
+        body["findings"][1][key] = value
+    for key in drop:
+        section, _, name = key.partition(".")
+        if section == "metadata":
+            del body["metadata"][name]
+        else:
+            del body["findings"][1][name]
+    return body
+
+
+INVALID = [
+    # (id, body, expected paths)
+    ("title-missing", body_with(drop=["finding.title"]), ["findings[1].title"]),
+    ("finding-id-missing", body_with(drop=["finding.finding_id"]), ["findings[1].finding_id"]),
+    ("title-number", body_with({"title": 42}), ["findings[1].title"]),
+    ("title-empty", body_with({"title": "   "}), ["findings[1].title"]),
+    ("title-10k", body_with({"title": "x" * 10_000}), ["findings[1].title"]),
+    ("finding-id-10k", body_with({"finding_id": "x" * 10_000}), ["findings[1].finding_id"]),
+    ("file-path-10k", body_with({"file_path": "a/" * 5_000}), ["findings[1].file_path"]),
+    ("severity-unknown", body_with({"severity": "URGENT"}), ["findings[1].severity"]),
+    ("severity-list", body_with({"severity": ["HIGH"]}), ["findings[1].severity"]),
+    ("scan-type-unknown", body_with({"scan_type": "DAST"}), ["findings[1].scan_type"]),
+    ("scan-type-disagrees", body_with({"scan_type": "SCA"}), ["findings[1].scan_type"]),
+    ("line-string", body_with({"line_number": "12"}), ["findings[1].line_number"]),
+    ("line-float", body_with({"line_number": 1.5}), ["findings[1].line_number"]),
+    ("line-negative", body_with({"line_number": -1}), ["findings[1].line_number"]),
+    ("line-huge", body_with({"line_number": 2**40}), ["findings[1].line_number"]),
+    ("line-bool", body_with({"line_number": True}), ["findings[1].line_number"]),
+    ("date-garbage", body_with({"creation_date": "yesterday"}), ["findings[1].creation_date"]),
+    ("date-number", body_with({"creation_date": 1700000000}), ["findings[1].creation_date"]),
+    ("active-string", body_with({"active": "yes"}), ["findings[1].active"]),
+    ("cwe-junk", body_with({"cwe": ["not-a-cwe"]}), ["findings[1].cwe"]),
+    ("cve-object", body_with({"cve": {"id": "CVE-1"}}), ["findings[1].cve"]),
+    (
+        "repository-mismatch",
+        body_with({"repository_name": "evil/other"}),
+        ["findings[1].repository_name"],
+    ),
+    (
+        "nested-junk-title",
+        body_with({"title": {"a": [{"b": [1, {"c": None}]}]}}),
+        ["findings[1].title"],
+    ),
+    ("nul-in-title", body_with({"title": "bad\x00title"}), ["findings[1].title"]),
+    (
+        "nul-in-unknown-field",
+        body_with({"extra": {"deep": ["ok", "bad\x00"]}}),
+        ["findings[1].extra.deep[1]"],
+    ),
+    (
+        "metadata-repository-missing",
+        body_with(drop=["metadata.repository_name"]),
+        ["metadata.repository_name"],
+    ),
+    (
+        "metadata-branch-number",
+        body_with(metadata_changes={"branch_name": 5}),
+        ["metadata.branch_name"],
+    ),
+    ("metadata-code-path-missing", body_with(drop=["metadata.code_path"]), ["metadata.code_path"]),
+    ("metadata-build-id-missing", body_with(drop=["metadata.build_id"]), ["metadata.build_id"]),
+    (
+        "metadata-scan-type-bad",
+        body_with(metadata_changes={"scan_type": "XSS"}),
+        ["metadata.scan_type"],
+    ),
+    (
+        "metadata-duration-text",
+        body_with(metadata_changes={"scan_duration": "long"}),
+        ["metadata.scan_duration"],
+    ),
+    (
+        "findings-not-a-list",
+        {"metadata": documented_body([])["metadata"], "findings": {}},
+        ["findings"],
+    ),
+    (
+        "finding-not-an-object",
+        {**documented_body([]), "findings": [sast(1)[0], "junk", 3]},
+        ["findings[1]", "findings[2]"],
+    ),
+    ("metadata-missing", {"findings": sast(1)}, ["metadata"]),
+    ("top-level-list", [documented_body(sast(1))], ["$"]),
+    ("cli-data-not-object", {"findings_data": []}, ["findings_data"]),
+    (
+        "cli-metadata-missing",
+        {"findings_data": {"findings": [CLI_SECRET]}},
+        ["findings_data.metadata"],
+    ),
+    (
+        "cli-path-in-cli-envelope",
+        cli_body([copy.deepcopy(CLI_SECRET) | {"line_number": "x"}]),
+        ["findings_data.findings[0].line_number"],
+    ),
+    ("no-scan-type-anywhere", documented_body(sast(1), scan_type=None), ["metadata.scan_type"]),
+    (
+        "findings-disagree",
+        documented_body(
+            [sast(1)[0] | {"scan_type": "SAST"}, sast(2)[1] | {"scan_type": "SCA"}], scan_type=None
+        ),
+        ["findings[1].scan_type"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "paths"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_an_invalid_body_is_a_400_listing_each_problem_and_stores_nothing(
+    client, writer, body, paths
+):
+    response = post(client, writer, body)
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == PROBLEM
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert [e["path"] for e in problem["errors"]] == paths
+    assert all(e["message"] for e in problem["errors"])
+    assert_nothing_stored()
+
+
+def test_every_problem_is_listed_not_only_the_first(client, writer):
+    findings = sast(5)
+    findings[0]["title"] = None
+    findings[2]["severity"] = "SEVERE"
+    findings[4]["line_number"] = "L12"
+    body = documented_body(findings)
+    body["metadata"]["branch_name"] = ""
+    problem = post(client, writer, body).json()
+    assert [e["path"] for e in problem["errors"]] == [
+        "metadata.branch_name",
+        "findings[0].title",
+        "findings[2].severity",
+        "findings[4].line_number",
+    ]
+    assert_nothing_stored()
+
+
+def test_a_flood_of_errors_is_capped_and_counted(client, writer):
+    body = documented_body([{"finding_id": f"x{i}"} for i in range(3000)])
+    problem = post(client, writer, body).json()
+    assert len(problem["errors"]) == 1000
+    assert "3000 problem" in problem["detail"]
+    assert_nothing_stored()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b" ",
+        b"{",
+        b"not json",
+        b'{"metadata": }',
+        b"\xff\xfe",
+        b"[" * 5000,
+        b'{"findings": [' + b"1" * 400 + b"]}",
+    ],
+    ids=["blank", "truncated", "text", "syntax", "not-utf8", "too-deep", "huge-integer"],
+)
+def test_a_body_that_is_not_json_is_a_400(client, writer, raw):
+    response = post(client, writer, raw)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+    assert_nothing_stored()
+
+
+def test_an_empty_json_body_is_a_400(client, writer):
+    response = client.post(
+        URL,
+        data=b"",
+        content_type="application/json",
+        CONTENT_TYPE="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {writer}",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+    assert_nothing_stored()
+
+
+def test_a_body_over_the_limit_is_a_413_problem(client, writer, settings):
+    settings.GERION_MAX_BODY_BYTES = 10_000
+    response = post(client, writer, documented_body(sast(200)))
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert_nothing_stored()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/xml", ""],
+    ids=["text", "form", "xml", "none"],
+)
+def test_a_non_json_content_type_is_a_415_problem(client, writer, content_type):
+    response = client.post(
+        URL,
+        data=json.dumps(documented_body(sast(1))),
+        content_type=content_type,
+        HTTP_AUTHORIZATION=f"Bearer {writer}",
+    )
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+    assert_nothing_stored()
+
+
+def test_a_token_without_write_findings_gets_a_403(client, reader):
+    response = post(client, reader, documented_body(sast(1)))
+    assert response.status_code == 403
+    assert response.json()["code"] == "insufficient_scope"
+    assert_nothing_stored()
+
+
+def test_a_revoked_keys_token_gets_a_401(client):
+    _, plaintext = make_api_key(client_id="leaky")
+    token = token_for(client, plaintext, "leaky")
+    api_key_revoke(api_key=ApiKey.objects.get(client_id="leaky"), actor_name="tests")
+    response = post(client, token, documented_body(sast(1)))
+    assert response.status_code == 401
+    assert response.json()["code"] == "api_key_revoked"
+    assert_nothing_stored()
+
+
+def test_no_token_gets_a_401_with_a_challenge(client, db):
+    response = client.post(
+        URL, data=json.dumps(documented_body(sast(1))), content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert_nothing_stored()
+
+
+def test_a_failure_in_the_middle_of_the_write_leaves_nothing_half_written(client, writer):
+    """The database refuses a row after the upload and some findings were written: the
+    transaction takes all of it back."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE findings_finding ADD CONSTRAINT test_reject_f2 CHECK (finding_id <> 'f2')"
+        )
+    response = post(client, writer, documented_body(sast(5)))
+    assert response.status_code == 500
+    assert response["Content-Type"] == PROBLEM
+    assert_nothing_stored()
