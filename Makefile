@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/gerion
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint check bench install install-dev clean
+.PHONY: run test lint check bench install install-dev browser clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,21 @@ run: $(VENV)/.runtime
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/gunicorn gerion.wsgi
 
+## Browser tests drive Debian's Chromium and chromedriver (a browser that a test tool downloads
+## cannot run on our machines); installed here when missing and we may (root).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium and chromium-driver"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+		else \
+			echo "browser tests need: sudo apt-get install chromium chromium-driver"; \
+		fi; \
+	fi
+
 ## The whole test suite against PostgreSQL and Redis (DATABASE_URL / REDIS_URL).
-test: $(VENV)/.dev
+test: $(VENV)/.dev browser
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -128,12 +128,12 @@ class AuditEvent(models.Model):
     """One row per security-relevant change. Rows are written once and never changed."""
 
     class Action(models.TextChoices):
-        KEY_CREATED = "api_key.created"
-        KEY_UPDATED = "api_key.updated"
-        KEY_REVOKED = "api_key.revoked"
-        KEY_DELETED = "api_key.deleted"
-        SIGNING_KEY_GENERATED = "signing_key.generated"
-        SIGNING_KEY_ACTIVATED = "signing_key.activated"
+        KEY_CREATED = "api_key.created", "API key created"
+        KEY_UPDATED = "api_key.updated", "API key changed"
+        KEY_REVOKED = "api_key.revoked", "API key revoked"
+        KEY_DELETED = "api_key.deleted", "API key deleted"
+        SIGNING_KEY_GENERATED = "signing_key.generated", "Signing key generated"
+        SIGNING_KEY_ACTIVATED = "signing_key.activated", "Signing key first used"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices)

@@ -31,6 +31,7 @@ STAGING_COLUMNS = [
     ("finding_id", "text"),
     ("title", "text"),
     ("severity", "text"),
+    ("severity_rank", "smallint"),
     ("file_path", "text"),
     ("line_number", "integer"),
     ("creation_date", "timestamptz"),
@@ -138,7 +139,7 @@ def merge_upload(
             cursor.execute(
                 "INSERT INTO findings_finding (repository_name, branch_name, scan_type, "
                 f"finding_id, {content}, active, mitigated, mitigated_at, mitigated_on_build_id, "
-                "mitigated_in_upload_id, false_positive, risk_accepted, risk_accepted_reason, "
+                "mitigated_in_upload_id, false_positive, risk_accepted, triage_reason, "
                 "first_seen_at, first_seen_upload_id, first_seen_build_id, "
                 "last_seen_at, last_seen_upload_id, last_seen_build_id) "
                 "SELECT %(repo)s, %(branch)s, %(scan_type)s, s.finding_id, "
@@ -244,7 +245,7 @@ _NEW_STREAM_COLUMNS = [
     "mitigated_in_upload_id",
     "false_positive",
     "risk_accepted",
-    "risk_accepted_reason",
+    "triage_reason",
     "first_seen_at",
     "first_seen_upload_id",
     "first_seen_build_id",
@@ -298,17 +299,14 @@ def _load_staging(
         # loop over 100,000 rows; the join column's statistics are enough and cheap.
         cursor.execute(f"ANALYZE {_STAGING} (finding_id)")
         return
+    # SQLite stores date-times as text in Django's format; adapt them as the ORM would.
     adapt = connection.ops.adapt_datetimefield_value
+    dates = {i for i, (_, kind) in enumerate(STAGING_COLUMNS) if kind == "timestamptz"}
     placeholders = ", ".join(["%s"] * len(STAGING_COLUMNS))
     cursor.executemany(
         f"INSERT INTO {_STAGING} ({names}) VALUES ({placeholders})",
         [
-            (
-                *row[:5],
-                adapt(row[5]) if row[5] else None,
-                adapt(row[6]) if row[6] else None,
-                *row[7:],
-            )
+            tuple(adapt(v) if i in dates and v is not None else v for i, v in enumerate(row))
             for row in rows
         ],
     )

@@ -25,6 +25,7 @@ class Severity(models.TextChoices):
 
 # Most severe first: the order of dashboards, filters and sorting.
 SEVERITY_ORDER = [s.value for s in Severity]
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITY_ORDER)}
 
 
 class ScanType(models.TextChoices):
@@ -108,6 +109,8 @@ class Finding(models.Model):
 
     title = models.TextField()
     severity = models.CharField(max_length=8, choices=Severity.choices)
+    # 0 = CRITICAL ... 4 = INFO, stored so that "most severe first" pages come from an index.
+    severity_rank = models.PositiveSmallIntegerField()
     file_path = models.TextField(blank=True)
     line_number = models.IntegerField(null=True, blank=True)
     creation_date = models.DateTimeField(null=True, blank=True)
@@ -133,7 +136,8 @@ class Finding(models.Model):
     # Triage, decided by staff: never changed by an upload.
     false_positive = models.BooleanField(default=False)
     risk_accepted = models.BooleanField(default=False)
-    risk_accepted_reason = models.TextField(blank=True)
+    # Why staff decided (required to accept a risk).
+    triage_reason = models.TextField(blank=True)
     triaged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -165,6 +169,7 @@ class Finding(models.Model):
     )
 
     class Meta:
+        permissions = [("triage_finding", "Can triage findings (false positive, risk accepted)")]
         constraints = [
             models.UniqueConstraint(
                 fields=["repository_name", "branch_name", "scan_type", "finding_id"],
@@ -178,7 +183,8 @@ class Finding(models.Model):
                 condition=Q(active=True, false_positive=False, risk_accepted=False),
                 name="finding_open_idx",
             ),
-            models.Index(fields=["severity", "id"], name="finding_severity_idx"),
+            # Staff list, most severe first, newest first within a severity (keyset pages).
+            models.Index(fields=["severity_rank", "-id"], name="finding_severity_rank_idx"),
             models.Index(fields=["scan_type", "id"], name="finding_scan_type_idx"),
         ]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from findings.models import ScanType, Severity
+from findings.models import SEVERITY_RANK, ScanType, Severity
 
 MAX_ERRORS_LISTED = 1000
 INT32_MAX = 2**31 - 1
@@ -30,7 +30,7 @@ _SCAN_TYPES = {s.value for s in ScanType}
 _SCAN_TYPE_ALIASES = {"SECRET": "SECRETS"}
 _CWE_RE = re.compile(r"^(?:CWE-)?(\d{1,6})$", re.IGNORECASE)
 
-# Order of the columns in the staging table (findings.merge.STAGING_COLUMNS).
+# One finding, in the order of findings.merge.STAGING_COLUMNS.
 Row = tuple[Any, ...]
 
 
@@ -496,6 +496,7 @@ def _findings(
                 errors.add(nul_path, "must not contain NUL characters")
         if errors.total != before:
             continue
+        values.insert(3, SEVERITY_RANK[values[2]])
         values[-2] = dumps(values[-2]).decode()  # cwe as JSON text
         values[-1] = dumps(values[-1]).decode()  # cve as JSON text
         values.append(raw.decode())

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import models
 from django.db.models import (
     BigIntegerField,
     Case,
     CharField,
+    Count,
     DateTimeField,
     F,
     Field,
@@ -19,7 +21,15 @@ from django.db.models import (
     When,
 )
 
-from findings.models import Finding, Status, Stream, finding_status
+from findings.models import (
+    SEVERITY_ORDER,
+    Finding,
+    FindingEvent,
+    Status,
+    Stream,
+    Upload,
+    finding_status,
+)
 
 # What GET /api/v1/findings returns for each finding (besides `status`).
 API_FIELDS = [
@@ -141,3 +151,146 @@ def findings_api_page(
             risk_accepted=row["risk_accepted"],
         )
     return rows, (rows[-1]["id"] if more else None)
+
+
+# --- staff pages ------------------------------------------------------------------------------
+
+STAFF_PAGE_SIZE = 50
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class RepositoryCounts:
+    repository_name: str
+    counts: dict[str, int]  # severity -> open findings, most severe first
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def open_findings_by_repository() -> tuple[list[RepositoryCounts], dict[str, int]]:
+    """Open (active, untriaged) findings per repository and severity, most open first, and the
+    totals per severity. One grouped query over the finding_open_idx partial index."""
+    open_q = Finding.objects.filter(active=True, false_positive=False, risk_accepted=False)
+    grouped = open_q.values("repository_name", "severity").annotate(n=Count("id"))
+    per_repository: dict[str, dict[str, int]] = {}
+    totals = dict.fromkeys(SEVERITY_ORDER, 0)
+    for row in grouped:
+        counts = per_repository.setdefault(row["repository_name"], dict.fromkeys(SEVERITY_ORDER, 0))
+        counts[row["severity"]] += row["n"]
+        totals[row["severity"]] += row["n"]
+    rows = [RepositoryCounts(name, counts) for name, counts in per_repository.items()]
+    rows.sort(key=lambda r: (-r.total, r.repository_name))
+    return rows, totals
+
+
+def recent_uploads(limit: int = 10) -> list[Upload]:
+    return list(Upload.objects.order_by("-received_at", "-id")[:limit])
+
+
+def stream_choices() -> dict[str, list[str]]:
+    """Repositories and branches for filter menus, from the small streams table."""
+    pairs = list(Stream.objects.values_list("repository_name", "branch_name"))
+    return {
+        "repositories": sorted({r for r, _ in pairs}),
+        "branches": sorted({b for _, b in pairs}),
+    }
+
+
+class Sort(models.TextChoices):
+    SEVERITY = "severity", "Most severe first"
+    NEWEST = "newest", "Newest first"
+    OLDEST = "oldest", "Oldest first"
+
+
+# (order_by, keyset condition after a row, keyset condition before a row) per sort. Every
+# order ends in id, so it is total and stable, and each has an index behind it.
+def _keyset(sort: str, values: list[int], forward: bool) -> Q:
+    if sort == Sort.SEVERITY:
+        rank, pk = values
+        if forward:
+            return Q(severity_rank__gt=rank) | Q(severity_rank=rank, id__lt=pk)
+        return Q(severity_rank__lt=rank) | Q(severity_rank=rank, id__gt=pk)
+    (pk,) = values
+    newer = sort == Sort.NEWEST
+    return Q(id__lt=pk) if newer == forward else Q(id__gt=pk)
+
+
+_ORDER = {
+    Sort.SEVERITY: (["severity_rank", "-id"], ["-severity_rank", "id"]),
+    Sort.NEWEST: (["-id"], ["id"]),
+    Sort.OLDEST: (["id"], ["-id"]),
+}
+
+
+def _cursor_values(sort: str, finding: Finding) -> list[int]:
+    return [finding.severity_rank, finding.pk] if sort == Sort.SEVERITY else [finding.pk]
+
+
+@dataclass
+class StaffPage:
+    findings: list[Finding]
+    next_cursor: list[int] | None
+    previous_cursor: list[int] | None
+    count: int
+    count_capped: bool
+
+
+def search_q(text: str) -> Q:
+    """Free text over title, file path, component, CVE and the scanner's id."""
+    return (
+        Q(title__icontains=text)
+        | Q(file_path__icontains=text)
+        | Q(component_name__icontains=text)
+        | Q(cve__icontains=text)
+        | Q(finding_id__icontains=text)
+    )
+
+
+def staff_findings_page(
+    filters: FindingFilters,
+    *,
+    search: str = "",
+    sort: str = Sort.SEVERITY,
+    cursor: list[int] | None = None,
+    backwards: bool = False,
+    page_size: int = STAFF_PAGE_SIZE,
+) -> StaffPage:
+    """One keyset page: its cost does not grow with the page number, whatever the table size.
+    Two queries: the page (with last sightings) and a count capped at COUNT_CAP."""
+    queryset = findings_filtered(filters)
+    if search:
+        queryset = queryset.filter(search_q(search))
+    forward_order, backward_order = _ORDER[Sort(sort)]
+    page_qs = queryset
+    if cursor is not None:
+        page_qs = page_qs.filter(_keyset(sort, cursor, forward=not backwards))
+    page_qs = page_qs.order_by(*(backward_order if backwards else forward_order))
+    rows = list(with_last_seen(page_qs)[: page_size + 1])
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backwards:
+        rows.reverse()
+    has_next = more if not backwards else True
+    has_previous = (cursor is not None) if not backwards else more
+    count = queryset.order_by()[: COUNT_CAP + 1].count()
+    return StaffPage(
+        findings=rows,
+        next_cursor=_cursor_values(sort, rows[-1]) if rows and has_next else None,
+        previous_cursor=_cursor_values(sort, rows[0]) if rows and has_previous else None,
+        count=min(count, COUNT_CAP),
+        count_capped=count > COUNT_CAP,
+    )
+
+
+def finding_with_history(pk: int) -> tuple[Finding, list[FindingEvent]] | None:
+    finding = with_last_seen(Finding.objects.select_related("triaged_by")).filter(pk=pk).first()
+    if finding is None:
+        return None
+    events = list(
+        FindingEvent.objects.filter(finding=finding)
+        .select_related("actor", "upload")
+        .order_by("at", "id")
+    )
+    return finding, events

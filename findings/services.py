@@ -6,14 +6,16 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apikeys.models import ApiKey
 from findings.merge import UploadContext, merge_upload
-from findings.models import Stream, Upload
+from findings.models import Finding, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload, parse_upload
 
 logger = logging.getLogger(__name__)
@@ -146,3 +148,53 @@ def _store(parsed: ParsedUpload, api_key: ApiKey, client_id: str) -> IngestResul
         },
     )
     return result
+
+
+# --- staff triage ------------------------------------------------------------------------------
+
+
+class TriageAction(StrEnum):
+    FALSE_POSITIVE = "false_positive"
+    RISK_ACCEPTED = "risk_accepted"
+    REOPEN = "reopen"
+
+
+class TriageRefused(Exception):
+    """The triage cannot be done as asked; the message says why."""
+
+
+def finding_triage(*, finding_id: int, action: TriageAction, actor: User, reason: str) -> Finding:
+    """Record a staff decision on a finding: who, when, why. Uploads never change it again
+    (findings.merge writes no triage column)."""
+    reason = reason.strip()
+    if action is TriageAction.RISK_ACCEPTED and not reason:
+        raise TriageRefused("Say why the risk is accepted.")
+    with transaction.atomic():
+        finding = Finding.objects.select_for_update().get(pk=finding_id)
+        finding.false_positive = action is TriageAction.FALSE_POSITIVE
+        finding.risk_accepted = action is TriageAction.RISK_ACCEPTED
+        finding.triage_reason = reason
+        finding.triaged_by = actor
+        finding.triaged_at = timezone.now()
+        finding.save(
+            update_fields=[
+                "false_positive",
+                "risk_accepted",
+                "triage_reason",
+                "triaged_by",
+                "triaged_at",
+            ]
+        )
+        kind = {
+            TriageAction.FALSE_POSITIVE: FindingEvent.Kind.FALSE_POSITIVE,
+            TriageAction.RISK_ACCEPTED: FindingEvent.Kind.RISK_ACCEPTED,
+            TriageAction.REOPEN: FindingEvent.Kind.REOPENED,
+        }[action]
+        FindingEvent.objects.create(
+            finding=finding, kind=kind, at=finding.triaged_at, actor=actor, reason=reason
+        )
+    logger.info(
+        "finding triaged",
+        extra={"finding": finding.pk, "action": action.value, "actor": actor.get_username()},
+    )
+    return finding

@@ -7,7 +7,9 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -63,3 +65,17 @@ def _clear_cache() -> None:
 
     cache.clear()
     get_bucket.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_lingering_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Threads of the live server keep browser keep-alive connections, and with them database
+    connections, open past the last test; end them so the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

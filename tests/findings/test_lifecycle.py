@@ -97,7 +97,7 @@ def test_staff_triage_survives_every_upload(client, writer, reader):
     upload(client, writer, sast(2), "1")
     Finding.objects.filter(finding_id="f0").update(false_positive=True, triaged_at=timezone.now())
     Finding.objects.filter(finding_id="f1").update(
-        risk_accepted=True, risk_accepted_reason="compensating WAF rule"
+        risk_accepted=True, triage_reason="compensating WAF rule"
     )
     changed = sast(2, title="Reworded by a new scanner version", severity="Low")
     upload(client, writer, changed, "2")  # re-seen, with new content
@@ -107,7 +107,7 @@ def test_staff_triage_survives_every_upload(client, writer, reader):
     assert f0.false_positive
     assert f0.triaged_at is not None
     assert f1.risk_accepted
-    assert f1.risk_accepted_reason == "compensating WAF rule"
+    assert f1.triage_reason == "compensating WAF rule"
     assert f0.title == "Reworded by a new scanner version"  # the scanner's content did update
     statuses = {item["finding_id"]: item["status"] for item in get(client, reader).json()}
     assert statuses == {"f0": "False positive", "f1": "Risk accepted"}

@@ -1,0 +1,82 @@
+"""Operators in a real browser: issue a key in the admin, see its plaintext once, use it over
+HTTP, revoke it with confirmation, and see its existing token refused."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from apikeys.models import ApiKey
+from tests.browser.conftest import click_and_wait, screenshot, sign_in
+from tests.factories import PASSWORD, SuperuserFactory
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_issue_use_and_revoke_a_key_in_the_admin(page, live_server):
+    SuperuserFactory(username="oncall")
+    base = live_server.url
+    sign_in(page, base, "oncall", PASSWORD, path="/admin/login/?next=/admin/")
+
+    page.get(base + "/admin/apikeys/apikey/add/")
+    page.find_element(By.ID, "id_name").send_keys("GitHub Actions, payments")
+    page.find_element(By.ID, "id_client_id").send_keys("gha-payments")
+    for checkbox in page.find_elements(By.CSS_SELECTOR, "input[name=permissions]"):
+        checkbox.click()
+    click_and_wait(page, page.find_element(By.NAME, "_save"))
+
+    plaintext = page.find_element(By.ID, "plaintext-key").get_attribute("value")
+    assert plaintext.startswith("gerion_")
+    assert "shown only this once" in page.page_source
+    screenshot(page, "admin-key-created.png")
+
+    # Shown once: neither the list nor the key's own page has it.
+    page.get(base + "/admin/apikeys/apikey/")
+    assert plaintext not in page.page_source
+    assert "gha-payments" in page.page_source
+    key = ApiKey.objects.get(client_id="gha-payments")
+    page.get(base + f"/admin/apikeys/apikey/{key.pk}/change/")
+    assert plaintext not in page.page_source
+
+    # The pipeline uses it.
+    auth = requests.post(
+        base + "/api/v1/auth/m2m/authenticate",
+        json={"client_id": "gha-payments"},
+        headers={"X-API-Key": plaintext},
+        timeout=10,
+    )
+    assert auth.status_code == 200
+    token = auth.json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(base + "/api/v1/findings", headers=bearer, timeout=10).status_code == 200
+
+    # 3 a.m., the key leaked: revoke it from the list, with confirmation.
+    page.get(base + "/admin/apikeys/apikey/")
+    page.find_element(By.CSS_SELECTOR, f"input[name=_selected_action][value='{key.pk}']").click()
+    Select(page.find_element(By.NAME, "action")).select_by_value("revoke_selected")
+    click_and_wait(page, page.find_element(By.NAME, "index"))
+    assert "cannot be undone" in page.page_source
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is None  # not before confirming
+    click_and_wait(page, page.find_element(By.CSS_SELECTOR, "input[value='Yes, revoke']"))
+    assert "Revoked 1 API key" in page.find_element(By.CSS_SELECTOR, ".messagelist").text
+    assert "Revoked" in page.find_element(By.CSS_SELECTOR, "#result_list").text
+
+    refused = requests.get(base + "/api/v1/findings", headers=bearer, timeout=10)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "api_key_revoked"
+    again = requests.post(
+        base + "/api/v1/auth/m2m/authenticate",
+        json={"client_id": "gha-payments"},
+        headers={"X-API-Key": plaintext},
+        timeout=10,
+    )
+    assert again.status_code == 401
+
+    # The audit trail says who did what.
+    page.get(base + "/admin/apikeys/auditevent/")
+    trail = page.find_element(By.ID, "result_list").text
+    assert "API key created" in trail
+    assert "API key revoked" in trail
+    assert "oncall" in trail
