@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/gerion
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint check bench install install-dev browser clean
+.PHONY: run test lint check bench load install install-dev browser clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ lint: $(VENV)/.dev
 ## Benchmarks print figures; they are not tests. They use their own database.
 bench: $(VENV)/.dev
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://root@127.0.0.1:5432/gerion_bench} $(PY) bench/ingest.py
+
+## Load and soak against gunicorn on loopback (bounded: 30 s); its own database and Redis db 14.
+load: $(VENV)/.dev
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://root@127.0.0.1:5432/gerion_bench} \
+		$(PY) bench/load.py --duration 30
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

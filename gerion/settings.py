@@ -77,6 +77,7 @@ MIDDLEWARE = [
     # Before host validation and the HTTPS redirect: load balancers and the container health
     # check probe by IP over plain HTTP.
     "gerion.middleware.HealthCheckMiddleware",
+    "gerion.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "gerion.middleware.BodySizeLimitMiddleware",
@@ -176,6 +177,9 @@ SESSION_COOKIE_SECURE = env_bool("GERION_SECURE_COOKIES", SECURE_SSL_REDIRECT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+# A staff session lasts a working day, not Django's default two weeks.
+SESSION_COOKIE_AGE = env_int("GERION_SESSION_SECONDS", 8 * 3600)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 SECURE_HSTS_SECONDS = env_int("GERION_HSTS_SECONDS", 31536000 if SECURE_SSL_REDIRECT else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -226,6 +230,9 @@ GERION_AUTH_RATE_PER_SECOND = float(os.environ.get("GERION_AUTH_RATE_PER_SECOND"
 GERION_AUTH_BURST = env_int("GERION_AUTH_BURST", 10)
 # Failed key attempts one client IP may make per minute before it gets 429s.
 GERION_AUTH_FAILURES_PER_MINUTE = env_int("GERION_AUTH_FAILURES_PER_MINUTE", 60)
+# Failed sign-ins (staff pages and admin) per client address, as a django-ratelimit rate; past it,
+# every sign-in from that address is refused with a 429 until the window ends.
+GERION_LOGIN_FAILURE_RATE = os.environ.get("GERION_LOGIN_FAILURE_RATE", "10/5m")
 # last_used_at is written at most once per key per this many seconds.
 GERION_LAST_USED_RESOLUTION_SECONDS = 60
 

@@ -50,6 +50,8 @@ def browser() -> Iterator[WebDriver]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(argument)
+    # Console messages, to catch a content-security-policy violation or a script error.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
     try:
@@ -65,6 +67,15 @@ def page(browser: WebDriver) -> WebDriver:
     browser.delete_all_cookies()
     browser.get("about:blank")
     return browser
+
+
+def console_errors(driver: WebDriver) -> list[str]:
+    """Errors the page logged since the last call (CSP violations are logged as errors)."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")  # type: ignore[attr-defined]
+        if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]
+    ]
 
 
 def screenshot(driver: WebDriver, name: str) -> Path:

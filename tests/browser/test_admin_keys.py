@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from apikeys.models import ApiKey
-from tests.browser.conftest import click_and_wait, screenshot, sign_in
+from tests.browser.conftest import click_and_wait, console_errors, screenshot, sign_in
 from tests.factories import PASSWORD, SuperuserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -29,6 +29,10 @@ def test_issue_use_and_revoke_a_key_in_the_admin(page, live_server):
 
     plaintext = page.find_element(By.ID, "plaintext-key").get_attribute("value")
     assert plaintext.startswith("gerion_")
+    copy = page.find_element(By.ID, "copy-key")
+    assert copy.is_displayed()  # our script ran under the content security policy
+    copy.click()
+    assert copy.text == "Copied"
     assert "shown only this once" in page.page_source
     screenshot(page, "admin-key-created.png")
 
@@ -80,3 +84,4 @@ def test_issue_use_and_revoke_a_key_in_the_admin(page, live_server):
     assert "API key created" in trail
     assert "API key revoked" in trail
     assert "oncall" in trail
+    assert console_errors(page) == []

@@ -1,0 +1,274 @@
+"""Load and soak: gunicorn on loopback, many distinct API keys authenticating and uploading at
+once for a bounded time; then a check in the database that every finding acknowledged with a
+201 is stored exactly once.
+
+    python bench/load.py [--duration 30] [--clients 24] [--threads 16] [--workers 3]
+
+Uses its own database (BENCH_DATABASE_URL, default gerion_bench) and Redis db 14. Prints
+requests/s, latency percentiles per kind of request, and error counts; exits non-zero on any
+5xx, transport error or lost finding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
+)
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
+
+
+@dataclass
+class Client:
+    client_id: str
+    key: str
+    token: str = ""
+    token_at: float = 0.0
+    uploads: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    acknowledged: list[tuple[str, str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, kind: str, started: float, status: int) -> None:
+        with self.lock:
+            self.latencies[kind].append(time.perf_counter() - started)
+            self.statuses[(kind, status)] += 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_gunicorn(workers: int, key_path: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = dict(
+        os.environ,
+        GERION_JWT_SIGNING_KEY=str(key_path),
+        GERION_WORKERS=str(workers),
+        GERION_BIND=f"127.0.0.1:{port}",
+    )
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "gerion.wsgi"],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"gunicorn did not start:\n{log.read_text()}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--clients", type=int, default=24, help="distinct API keys")
+    parser.add_argument("--threads", type=int, default=16, help="concurrent requests")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--findings", type=int, default=200, help="findings per upload")
+    parser.add_argument("--max-requests", type=int, default=100_000)
+    args = parser.parse_args()
+
+    from bench.ingest import ensure_database
+
+    ensure_database()
+    from django.db import connection
+
+    from apikeys.services import api_key_create
+    from apikeys.signing_keys import generate_private_key_pem
+
+    tag = f"{os.getpid()}-{int(time.time())}"
+    clients = []
+    for n in range(args.clients):
+        key, plaintext = api_key_create(
+            name=f"load {n}",
+            client_id=f"load-{tag}-{n}",
+            permissions=["write:findings", "read:findings"],
+            actor_name="bench/load.py",
+        )
+        clients.append(Client(key.client_id, plaintext))
+
+    workdir = Path(tempfile.mkdtemp(prefix="gerion-load-"))
+    key_path = workdir / "jwt.pem"
+    key_path.write_bytes(generate_private_key_pem(2048))
+    key_path.chmod(0o600)
+    process, url = start_gunicorn(args.workers, key_path, workdir / "gunicorn.log")
+    results = Results()
+    deadline = time.monotonic() + args.duration
+    budget = threading.Semaphore(args.max_requests)
+
+    def call(kind: str, method: str, path: str, **kwargs: object) -> requests.Response | None:
+        if not budget.acquire(blocking=False):
+            return None
+        started = time.perf_counter()
+        try:
+            response = session.request(method, url + path, timeout=60, **kwargs)  # type: ignore[arg-type]
+        except requests.RequestException as exc:
+            with results.lock:
+                results.errors[f"{kind}: {type(exc).__name__}"] += 1
+            return None
+        results.record(kind, started, response.status_code)
+        return response
+
+    def authenticate(client: Client) -> None:
+        response = call(
+            "authenticate",
+            "POST",
+            "/api/v1/auth/m2m/authenticate",
+            json={"client_id": client.client_id},
+            headers={"X-API-Key": client.key},
+        )
+        if response is not None and response.status_code == 200:
+            client.token, client.token_at = response.json()["access_token"], time.monotonic()
+
+    def run(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < deadline:
+            client = rng.choice(clients)
+            roll = rng.random()
+            if roll < 0.03:  # a pipeline with a mistyped key
+                call(
+                    "authenticate (bad key)",
+                    "POST",
+                    "/api/v1/auth/m2m/authenticate",
+                    json={"client_id": client.client_id},
+                    headers={"X-API-Key": client.key[:-2] + "zz"},
+                )
+                continue
+            if not client.token or time.monotonic() - client.token_at > 1500:
+                authenticate(client)
+                if not client.token:
+                    continue
+            bearer = {"Authorization": f"Bearer {client.token}"}
+            if roll < 0.15:
+                call("list", "GET", "/api/v1/findings?limit=100", headers=bearer)
+                continue
+            with client.lock:
+                client.uploads += 1
+                sequence = client.uploads
+            branch = f"branch-{rng.randint(0, 2)}"  # a few streams per client: some collide
+            repository = f"load/{client.client_id}"
+            ids = [f"{sequence}-{i}" for i in range(args.findings)]
+            body = {
+                "metadata": {
+                    "repository_name": repository,
+                    "branch_name": branch,
+                    "build_id": str(sequence),
+                    "code_path": ".",
+                    "scan_type": "SCA",
+                },
+                "findings": [
+                    {
+                        "finding_id": fid,
+                        "title": f"Finding {fid}",
+                        "severity": rng.choice(["High", "Low", "Critical"]),
+                        "component_name": "lib",
+                        "cve": "CVE-2024-0001",
+                    }
+                    for fid in ids
+                ],
+            }
+            response = call("upload", "POST", "/api/v1/findings", json=body, headers=bearer)
+            if response is not None and response.status_code == 201:
+                with results.lock:
+                    results.acknowledged.extend((repository, branch, "SCA", fid) for fid in ids)
+
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.threads))
+    started = time.monotonic()
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+    # Every acknowledged finding is stored, once.
+    acknowledged = set(results.acknowledged)
+    with connection.cursor() as cursor:
+        repositories = sorted({a[0] for a in acknowledged})
+        cursor.execute(
+            "SELECT repository_name, branch_name, scan_type, finding_id, count(*) "
+            "FROM findings_finding WHERE repository_name = ANY(%s) "
+            "GROUP BY 1, 2, 3, 4",
+            [repositories],
+        )
+        rows = cursor.fetchall()
+    duplicates = sum(1 for *_, n in rows if n > 1)
+    present = {tuple(row[:4]) for row in rows}
+    stored = len(acknowledged & present)
+    lost = len(acknowledged - present)
+
+    total = sum(len(v) for v in results.latencies.values())
+    server_errors = sum(n for (kind, status), n in results.statuses.items() if status >= 500)
+    print(
+        f"load: {args.clients} keys, {args.threads} concurrent clients, gunicorn "
+        f"{args.workers} workers, {elapsed:.1f} s"
+    )
+    print(f"requests                 {total:,} ({total / elapsed:,.1f} req/s)")
+    for kind, values in sorted(results.latencies.items()):
+        print(
+            f"  {kind:24} {len(values):6,}  p50 {percentile(values, 0.50):7.1f} ms  "
+            f"p95 {percentile(values, 0.95):7.1f} ms  p99 {percentile(values, 0.99):7.1f} ms"
+        )
+    print(
+        "statuses                 "
+        + ", ".join(
+            f"{kind} {status}: {n}" for (kind, status), n in sorted(results.statuses.items())
+        )
+    )
+    print(f"server errors (5xx)      {server_errors}")
+    print(f"transport errors         {sum(results.errors.values())} {dict(results.errors)}")
+    print(f"findings acknowledged    {len(acknowledged):,} ({len(acknowledged) / elapsed:,.0f}/s)")
+    print(f"stored exactly once      {stored:,}; lost {lost}; duplicated {duplicates}")
+    if server_errors or results.errors or lost or duplicates:
+        raise SystemExit(1)
+
+
+session: requests.Session
+
+if __name__ == "__main__":
+    main()
