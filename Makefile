@@ -57,14 +57,16 @@ lint: $(VENV)/.dev
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-## Benchmarks print figures; they are not tests. They use their own database.
+## Benchmarks print figures; they are not tests. They use their own database (gerion_bench).
+BENCH_ENV = BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://root@127.0.0.1:5432/gerion_bench}
 bench: $(VENV)/.dev
-	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://root@127.0.0.1:5432/gerion_bench} $(PY) bench/ingest.py
+	$(BENCH_ENV) $(PY) bench/ingest.py
+	$(BENCH_ENV) $(PY) bench/auth.py
+	$(BENCH_ENV) $(PY) bench/staff_pages.py
 
 ## Load and soak against gunicorn on loopback (bounded: 30 s); its own database and Redis db 14.
 load: $(VENV)/.dev
-	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://root@127.0.0.1:5432/gerion_bench} \
-		$(PY) bench/load.py --duration 30
+	$(BENCH_ENV) $(PY) bench/load.py --duration 30
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

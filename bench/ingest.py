@@ -2,7 +2,7 @@
 PostgreSQL; then the same body again (all duplicates); and, as the hardware reference, a raw
 COPY of the same rows into an empty copy of the findings table (LIKE ... INCLUDING ALL).
 
-    DATABASE_URL=postgres://root@127.0.0.1:5432/gerion_bench python bench/ingest.py [-n 100000]
+    python bench/ingest.py [-n 100000]    (BENCH_DATABASE_URL, default .../gerion_bench)
 
 Prints findings/s of each, the ratios COPY time / upload time (1.0 would be as fast as a bare
 COPY of the stored rows), and the peak memory (max RSS) of the process. Each measurement is
@@ -27,7 +27,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
+)
 os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
 
 
@@ -54,12 +56,15 @@ PACKAGES = ["lodash", "requests", "log4j-core", "openssl", "jackson-databind", "
 CWES = [79, 89, 22, 78, 502, 798, 327, 611, 918, 400]
 
 
-def realistic_finding(i: int, rng: random.Random) -> dict[str, Any]:
-    """An SCA finding shaped like the official CLI's: documented fields, extras and nulls."""
-    package = rng.choice(PACKAGES)
+def realistic_finding(i: int, build: str) -> dict[str, Any]:
+    """An SCA finding shaped like the official CLI's: documented fields, the metadata's build
+    copied into it, extras and nulls. The same `i` gives the same finding in every build."""
+    rng = random.Random(i)
+    package = PACKAGES[i % len(PACKAGES)]
     year = rng.randint(2014, 2025)
     return {
         "finding_id": f"trivy-{package}-{i:08x}",
+        "build_id": build,
         "title": f"{package}: vulnerable to {rng.choice(['prototype pollution', 'ReDoS', 'RCE'])}",
         "severity": rng.choice(["Critical", "High", "Medium", "Low", "Info"]),
         "scan_type": "SCA",
@@ -81,14 +86,22 @@ def realistic_finding(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def build_body(n: int, repository: str) -> bytes:
-    rng = random.Random(42)
-    findings = [realistic_finding(i, rng) for i in range(n)]
+def build_body(n: int, repository: str, variant: str = "first") -> bytes:
+    """The first scan of a stream, or ("next") the next build's: 10% of the findings fixed,
+    10% new, 10% reworded, the rest as before (with the new build id copied into each)."""
+    build = "bench-1" if variant == "first" else "bench-2"
+    if variant == "first":
+        findings = [realistic_finding(i, build) for i in range(n)]
+    else:
+        ids = range(n // 10, n + n // 10)  # the first tenth is gone, a tenth is new
+        findings = [realistic_finding(i, build) for i in ids]
+        for finding in findings[: n // 10]:
+            finding["title"] += " (reworded)"
     document = {
         "metadata": {
             "repository_name": repository,
             "branch_name": "main",
-            "build_id": "bench-1",
+            "build_id": build,
             "code_path": ".",
             "scan_type": "SCA",
             "commit_hash": "0" * 40,
@@ -102,13 +115,13 @@ def build_body(n: int, repository: str) -> bytes:
     return body
 
 
-def body_from_subprocess(n: int, repository: str) -> bytes:
+def body_from_subprocess(n: int, repository: str, variant: str = "first") -> bytes:
     """The body, built in a child process so that this process's peak memory measures the
     upload, not the generator."""
     import subprocess
 
     return subprocess.run(
-        [sys.executable, __file__, "--emit-body", str(n), repository],
+        [sys.executable, __file__, "--emit-body", str(n), repository, variant],
         check=True,
         capture_output=True,
     ).stdout
@@ -168,10 +181,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--findings", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--emit-body", nargs=2, metavar=("N", "REPOSITORY"), help=argparse.SUPPRESS)
+    parser.add_argument("--emit-body", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.emit_body:
-        sys.stdout.buffer.write(build_body(int(args.emit_body[0]), args.emit_body[1]))
+        n, repository, variant = args.emit_body
+        sys.stdout.buffer.write(build_body(int(n), repository, variant))
         return
 
     ensure_database()
@@ -196,41 +210,65 @@ def main() -> None:
 
     first: list[float] = []
     again: list[float] = []
+    following: list[float] = []
     reference: list[float] = []
     body_mb = 0.0
+
+    def upload(body: bytes, times: list[float]) -> dict[str, int]:
+        started = time.perf_counter()
+        status, content = wsgi_post(application, "/api/v1/findings", body, token)
+        times.append(time.perf_counter() - started)
+        if status != 201:
+            raise SystemExit(f"upload failed: {status} {content[:500]!r}")
+        counts: dict[str, int] = orjson.loads(content)
+        return counts
+
+    n = args.findings
     for round_ in range(args.repeat):
         repository = f"bench/{run_tag}-{round_}"
-        body = body_from_subprocess(args.findings, repository)
+        body = body_from_subprocess(n, repository)
         body_mb = len(body) / 1e6
-        for times in (first, again):
-            started = time.perf_counter()
-            status, content = wsgi_post(application, "/api/v1/findings", body, token)
-            times.append(time.perf_counter() - started)
-            if status != 201:
-                raise SystemExit(f"upload failed: {status} {content[:500]!r}")
-            counts = orjson.loads(content)
-        assert counts["updated"] == args.findings, counts
+        upload(body, first)
+        counts = upload(body, again)
+        assert counts["updated"] == n, counts
         del body
         gc.collect()
         reference.append(copy_reference(repository))
+        body = body_from_subprocess(n, repository, "next")
+        counts = upload(body, following)
+        assert (counts["created"], counts["mitigated"]) == (n // 10, n // 10), counts
+        del body
+        gc.collect()
         with connection.cursor() as cursor:  # leave the benchmark database small
+            cursor.execute(
+                "DELETE FROM findings_findingevent WHERE finding_id IN "
+                "(SELECT id FROM findings_finding WHERE repository_name = %s)",
+                [repository],
+            )
             cursor.execute("DELETE FROM findings_finding WHERE repository_name = %s", [repository])
 
-    n = args.findings
-    med_first, med_again, med_copy = (statistics.median(t) for t in (first, again, reference))
+    med_first, med_again, med_next, med_copy = (
+        statistics.median(t) for t in (first, again, following, reference)
+    )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f"findings per upload      {n:,} ({body_mb:.1f} MB of JSON), {args.repeat} rounds")
     print(f"first upload             {med_first:6.2f} s  {n / med_first:10,.0f} findings/s")
     print(f"re-upload (duplicates)   {med_again:6.2f} s  {n / med_again:10,.0f} findings/s")
+    print(
+        f"next build (10% new, 10% gone, 10% changed)"
+        f"\n                         {med_next:6.2f} s  {n / med_next:10,.0f} findings/s"
+    )
     print(f"raw COPY (reference)     {med_copy:6.2f} s  {n / med_copy:10,.0f} rows/s")
     print(f"ratio COPY/first upload  {med_copy / med_first:6.2f}")
     print(f"ratio COPY/re-upload     {med_copy / med_again:6.2f}")
+    print(f"ratio COPY/next build    {med_copy / med_next:6.2f}")
     ratio = peak_mib * 1.048576 / body_mb
     print(f"peak memory (max RSS)    {peak_mib:6.0f} MiB ({ratio:.1f}x the body)")
     print(
-        "rounds (first, re-upload, copy): "
+        "rounds (first, re-upload, next build, copy): "
         + "; ".join(
-            f"{a:.2f}/{b:.2f}/{c:.2f}" for a, b, c in zip(first, again, reference, strict=True)
+            f"{a:.2f}/{b:.2f}/{c:.2f}/{d:.2f}"
+            for a, b, c, d in zip(first, again, following, reference, strict=True)
         )
     )
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.urls import reverse
+
 from findings.models import SEVERITY_ORDER, Status
 from findings.selectors import RepositoryCounts
 
@@ -48,7 +50,7 @@ class Chart:
 
 
 def list_url(**params: str) -> str:
-    return "/findings/?" + urlencode({**params, "status": Status.ACTIVE.value})
+    return reverse("finding-list") + "?" + urlencode({**params, "status": Status.ACTIVE.value})
 
 
 def open_findings_chart(rows: list[RepositoryCounts]) -> Chart:

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 from django import forms
 
+from findings.cursors import decode_cursor
 from findings.models import SEVERITY_ORDER, ScanType, Status
 from findings.selectors import FindingFilters, Sort
 from findings.services import TriageAction
-
-
-def encode_cursor(values: list[int]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> list[int] | None:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    if (
-        isinstance(values, list)
-        and 1 <= len(values) <= 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-    ):
-        return values
-    return None
 
 
 class FindingFilterForm(forms.Form):
@@ -71,14 +51,19 @@ class FindingFilterForm(forms.Form):
             assert isinstance(field, forms.ChoiceField)
             field.choices = [("", "Any"), *((v, v) for v in options)]
 
-    def clean_cursor(self) -> list[int] | None:
-        text = self.cleaned_data.get("cursor") or ""
-        if not text:
-            return None
-        values = decode_cursor(text)
-        if values is None:
-            raise forms.ValidationError("This page link is broken; start from the first page.")
-        return values
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        text = data.get("cursor") or ""
+        if text:
+            # A cursor holds the sort's keys: (severity rank, id) or (id).
+            length = 2 if (data.get("sort") or Sort.SEVERITY) == Sort.SEVERITY else 1
+            values = decode_cursor(text, length=length)
+            if values is None:
+                self.add_error("cursor", "This page link is broken; start from the first page.")
+            data["cursor"] = values
+        else:
+            data["cursor"] = None
+        return data
 
     def filters(self) -> FindingFilters:
         data = self.cleaned_data

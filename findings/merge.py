@@ -193,10 +193,11 @@ def _mitigate_absent(cursor: CursorWrapper, params: dict[str, Any], is_postgres:
     """Open findings of the stream that this upload does not report become mitigated in this
     build; they were last seen in the previous upload. (An empty scan mitigates them all.)
     Runs before this upload inserts or reactivates anything: "open" means open until now."""
-    # A set difference, not an anti-join: its cost does not depend on the planner's row
-    # estimates, which are wrong right after a large first upload (the stream looks empty to
-    # statistics that autovacuum has not refreshed yet, and a nested-loop anti-join over
-    # 100,000 rows then takes hours).
+    # A set difference (hashed or sorted, both linear), not NOT EXISTS: right after a large
+    # first upload, statistics that autovacuum has not refreshed make the stream look empty,
+    # and the nested-loop anti-join the planner then picked for NOT EXISTS ran for hours over
+    # 100,000 rows. The `id IN (...)` around it is a semi-join on the primary key, cheap
+    # however it is planned.
     absent = (
         f"id IN (SELECT id FROM findings_finding WHERE {_STREAM} AND active "
         f"EXCEPT SELECT existing_id FROM {_PREVIOUS} WHERE existing_id IS NOT NULL)"

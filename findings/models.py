@@ -145,9 +145,9 @@ class Finding(models.Model):
 
     # When and where the finding was first reported, and last reported *as stored*: an active
     # finding is last seen in its stream's latest upload (Stream.head_*), which these columns
-    # do not follow; read through findings.selectors.with_last_seen. No index and no FK
-    # constraint: rows are written by set-based SQL, and unindexed columns let PostgreSQL
-    # update a row in place (HOT).
+    # do not follow; read through findings.selectors.with_last_seen. No FK constraint (rows
+    # are written by set-based SQL) and no index: an update that changes only unindexed
+    # columns can stay on its page (HOT) without touching the indexes.
     first_seen_at = models.DateTimeField()
     first_seen_upload = models.ForeignKey(
         Upload, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
@@ -183,8 +183,12 @@ class Finding(models.Model):
                 condition=Q(active=True, false_positive=False, risk_accepted=False),
                 name="finding_open_idx",
             ),
-            # Staff list, most severe first, newest first within a severity (keyset pages).
+            # Staff list, most severe first, newest first within a severity (keyset pages), for
+            # all repositories and for one.
             models.Index(fields=["severity_rank", "-id"], name="finding_severity_rank_idx"),
+            models.Index(
+                fields=["repository_name", "severity_rank", "-id"], name="finding_repo_rank_idx"
+            ),
             models.Index(fields=["scan_type", "id"], name="finding_scan_type_idx"),
         ]
 

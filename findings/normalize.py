@@ -23,6 +23,17 @@ from findings.models import SEVERITY_RANK, ScanType, Severity
 
 MAX_ERRORS_LISTED = 1000
 INT32_MAX = 2**31 - 1
+MIN_YEAR, MAX_YEAR = 1900, 9999
+# The identity (repository, branch, finding_id) is one unique-index entry: bound its bytes.
+IDENTITY_MAX_BYTES = 640
+# orjson serialises at most this many levels of nesting; deeper is refused with a path.
+MAX_DEPTH = 254
+# Fields the official CLI copies from the metadata into every finding. They change with every
+# build, so they are left out of a finding's content hash: otherwise every re-upload would
+# rewrite every finding.
+_PER_BUILD_FIELDS = frozenset(
+    {"build_id", "repository_name", "branch_name", "code_path", "last_update_date"}
+)
 
 _SEVERITIES = {s.value for s in Severity}
 _SEVERITY_ALIASES = {"INFORMATIONAL": "INFO", "NOTE": "INFO", "WARNING": "MEDIUM"}
@@ -83,9 +94,17 @@ class _Errors:
 # --- scalar normalisers: return the value, or raise ValueError with the message ------------
 
 
-def _text(limit: int) -> Callable[[Any], str]:
+def _text(limit: int, max_bytes: int | None = None) -> Callable[[Any], str]:
+    """A string of at most `limit` characters (and `max_bytes` UTF-8 bytes, for columns in a
+    unique index: PostgreSQL's btree entries are limited to ~2.7 kB), without NUL."""
+
     def check(value: Any) -> str:
-        if type(value) is str and len(value) <= limit and "\x00" not in value:
+        if (
+            type(value) is str
+            and len(value) <= limit
+            and "\x00" not in value
+            and (max_bytes is None or len(value) * 4 <= max_bytes)
+        ):
             return value  # the common case, in one test
         if not isinstance(value, str):
             raise ValueError("must be a string")
@@ -93,6 +112,8 @@ def _text(limit: int) -> Callable[[Any], str]:
             raise ValueError(f"must be at most {limit} characters (got {len(value)})")
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+        if max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+            raise ValueError(f"must be at most {max_bytes} bytes in UTF-8")
         return value
 
     return check
@@ -128,9 +149,15 @@ def _datetime(value: Any) -> datetime:
         text += "+00:00"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        # Stored and read back in UTC: an offset must not push it out of what can be read.
+        in_utc = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValueError("must be an ISO 8601 date-time") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if not MIN_YEAR <= in_utc.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return moment
 
 
 def _line_number(value: Any) -> int:
@@ -138,12 +165,6 @@ def _line_number(value: Any) -> int:
         raise ValueError("must be an integer or null")
     if not 0 <= value <= INT32_MAX:
         raise ValueError(f"must be between 0 and {INT32_MAX}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true, false or null")
     return value
 
 
@@ -167,7 +188,10 @@ def _cwe(value: Any) -> list[str]:
 
 def _cve(value: Any) -> list[str]:
     if type(value) is str and "," not in value and 0 < len(value) <= 64 and "\x00" not in value:
-        return [value.strip()]  # the CLI's usual single CVE
+        value = value.strip()
+        if value:
+            return [value]  # the CLI's usual single CVE
+        raise ValueError("entries must be non-empty strings of at most 64 characters")
     if isinstance(value, str):
         items: list[Any] = [part for part in (p.strip() for p in value.split(",")) if part]
     elif isinstance(value, list):
@@ -176,10 +200,13 @@ def _cve(value: Any) -> list[str]:
         raise ValueError("must be a string or a list of strings")
     if len(items) > 100:
         raise ValueError("must have at most 100 entries")
+    cleaned = []
     for item in items:
-        if not isinstance(item, str) or not item or len(item) > 64 or "\x00" in item:
+        text = item.strip() if isinstance(item, str) else ""
+        if not text or len(text) > 64 or "\x00" in text:
             raise ValueError("entries must be non-empty strings of at most 64 characters")
-    return [item.strip() for item in items]
+        cleaned.append(text)
+    return cleaned
 
 
 # The stored columns of a finding, in staging order after finding_id and title:
@@ -199,7 +226,7 @@ _OPTIONAL_FIELDS: list[tuple[str, Callable[[Any], Any], Any]] = [
     ("cwe", _cwe, []),
     ("cve", _cve, []),
 ]
-_FINDING_ID = _text(255)
+_FINDING_ID = _text(255, IDENTITY_MAX_BYTES)
 _TITLE = _text(2000)
 
 
@@ -221,28 +248,28 @@ def _title(value: Any) -> str:
 
 def _find_nul(value: Any, path: str) -> str | None:
     """The JSON path of the first string (or key) holding a NUL character; PostgreSQL cannot
-    store one in text or jsonb, so it is refused rather than silently altered."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                return f"{path}.{key!r}"
-            found = _find_nul(item, f"{path}.{key}")
-            if found:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _find_nul(item, f"{path}[{index}]")
-            if found:
-                return found
+    store one in text or jsonb, so it is refused rather than silently altered. Iterative: a
+    deeply nested document must not exhaust the interpreter's stack."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if "\x00" in key:
+                    return f"{where}.{key!r}"
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
     return None
 
 
 # --- the envelope and the metadata ----------------------------------------------------------
 
 
-def _envelope(document: Any, errors: _Errors) -> tuple[str, str, Any, str, Any]:
+def _envelope(document: Any) -> tuple[str, str, Any, str, Any]:
     """(envelope name, metadata path, metadata, findings path, findings)."""
     if not isinstance(document, dict):
         raise UploadInvalid(
@@ -277,17 +304,19 @@ def _envelope(document: Any, errors: _Errors) -> tuple[str, str, Any, str, Any]:
     )
 
 
-def _required_text(meta: dict[str, Any], key: str, path: str, limit: int, errors: _Errors) -> str:
+def _stream_name(meta: dict[str, Any], key: str, path: str, errors: _Errors) -> str:
+    """A repository or branch name: required, trimmed (" acme/x" is "acme/x"), and bounded
+    in bytes as part of the unique identity."""
     value = meta.get(key)
     if value is None:
         errors.add(f"{path}.{key}", "is required")
         return ""
     try:
-        text = _text(limit)(value)
+        text = _text(255, IDENTITY_MAX_BYTES)(value).strip()
     except ValueError as exc:
         errors.add(f"{path}.{key}", str(exc))
         return ""
-    if not text.strip():
+    if not text:
         errors.add(f"{path}.{key}", "must not be empty")
     return text
 
@@ -360,7 +389,7 @@ def _parse_upload(body: bytes) -> ParsedUpload:
     except orjson.JSONDecodeError as exc:
         raise UploadInvalid([], 0, f"The body is not valid JSON: {exc}") from None
     errors = _Errors()
-    envelope, meta_path, meta, findings_path, findings = _envelope(document, errors)
+    envelope, meta_path, meta, findings_path, findings = _envelope(document)
 
     if not isinstance(findings, list):
         errors.add(findings_path, "is required and must be a list (it may be empty)")
@@ -371,22 +400,33 @@ def _parse_upload(body: bytes) -> ParsedUpload:
         _findings(findings, findings_path, None, None, errors)
         raise UploadInvalid(errors.listed, errors.total)
 
-    repository = _required_text(meta, "repository_name", meta_path, 255, errors)
-    branch = _required_text(meta, "branch_name", meta_path, 255, errors)
+    repository = _stream_name(meta, "repository_name", meta_path, errors)
+    branch = _stream_name(meta, "branch_name", meta_path, errors)
     if "code_path" not in meta:
         errors.add(f"{meta_path}.code_path", "is required")
     code_path = _optional(meta, "code_path", meta_path, _text(4096), "", errors)
-    if "build_id" not in meta:
-        errors.add(f"{meta_path}.build_id", "is required (null is accepted)")
+    # Documented as required, but a CI variable that is unset must not lose the upload:
+    # null and missing are both "no build id".
     build_id = _optional(meta, "build_id", meta_path, _build_id, None, errors)
     scan_type = _optional(meta, "scan_type", meta_path, normalize_scan_type, None, errors)
     commit_hash = _optional(meta, "commit_hash", meta_path, _text(128), "", errors)
     commit_author = _optional(meta, "commit_author", meta_path, _text(255), "", errors)
     cicd_platform = _optional(meta, "cicd_platform", meta_path, _text(100), "", errors)
-    scan_duration = _optional(meta, "scan_duration", meta_path, _scan_duration, None, errors)
+    # Informational only (the CLI's timing): an odd value is kept in the metadata as sent, not
+    # worth refusing the scan over.
+    try:
+        scan_duration = (
+            _scan_duration(meta["scan_duration"]) if meta.get("scan_duration") is not None else None
+        )
+    except ValueError:
+        scan_duration = None
     nul_in_meta = _find_nul(meta, meta_path)
     if nul_in_meta:
         errors.add(nul_in_meta, "must not contain NUL characters")
+    try:
+        orjson.dumps(meta)
+    except orjson.JSONEncodeError:
+        errors.add(meta_path, f"is nested too deeply (at most {MAX_DEPTH} levels)")
 
     rows, scan_type = _findings(findings, findings_path, repository, scan_type, errors)
     if scan_type is None and errors.total == 0:
@@ -463,7 +503,11 @@ def _findings(
                 values.append(default)
 
         own_repository = get("repository_name")
-        if own_repository is not None and repository is not None and own_repository != repository:
+        if (
+            own_repository is not None
+            and repository is not None
+            and (not isinstance(own_repository, str) or own_repository.strip() != repository)
+        ):
             errors.add(f"{path}.repository_name", "differs from the metadata's repository_name")
         own_scan_type = get("scan_type")
         if own_scan_type is not None:
@@ -488,7 +532,11 @@ def _findings(
         if get("active") is False or get("mitigated") is True:
             seen_active = False
 
-        raw = dumps(finding)
+        try:
+            raw = dumps(finding)
+        except orjson.JSONEncodeError:
+            errors.add(path, f"is nested too deeply (at most {MAX_DEPTH} levels)")
+            continue
         # A NUL elsewhere (unknown fields): the known fields already reported their own.
         if errors.total == before and b"\\u0000" in raw:
             nul_path = _find_nul(finding, path)
@@ -500,7 +548,11 @@ def _findings(
         values[-2] = dumps(values[-2]).decode()  # cwe as JSON text
         values[-1] = dumps(values[-1]).decode()  # cve as JSON text
         values.append(raw.decode())
-        values.append(blake2b(raw, digest_size=16).hexdigest())
+        if _PER_BUILD_FIELDS.isdisjoint(finding):
+            hashed = raw
+        else:
+            hashed = dumps({k: v for k, v in finding.items() if k not in _PER_BUILD_FIELDS})
+        values.append(blake2b(hashed, digest_size=16).hexdigest())
         values.append(seen_active)
         rows[finding_id] = tuple(values)
     return list(rows.values()), scan_type

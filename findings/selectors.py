@@ -23,6 +23,7 @@ from django.db.models import (
 
 from findings.models import (
     SEVERITY_ORDER,
+    SEVERITY_RANK,
     Finding,
     FindingEvent,
     Status,
@@ -122,7 +123,8 @@ def findings_filtered(filters: FindingFilters) -> QuerySet[Finding]:
     if filters.scan_type is not None:
         queryset = queryset.filter(scan_type=filters.scan_type)
     if filters.severities:
-        queryset = queryset.filter(severity__in=filters.severities)
+        # The rank, not the name: it is what the (repository, rank, id) index holds.
+        queryset = queryset.filter(severity_rank__in=[SEVERITY_RANK[s] for s in filters.severities])
     if filters.active_only:
         queryset = queryset.filter(active=True)
     if filters.status is not None:
@@ -189,9 +191,18 @@ def recent_uploads(limit: int = 10) -> list[Upload]:
     return list(Upload.objects.order_by("-received_at", "-id")[:limit])
 
 
+MENU_LIMIT = 500
+
+
 def stream_choices() -> dict[str, list[str]]:
-    """Repositories and branches for filter menus, from the small streams table."""
-    pairs = list(Stream.objects.values_list("repository_name", "branch_name"))
+    """Repositories and branches for the filter menus, from the streams table: those of the
+    MENU_LIMIT most recently uploaded streams (feature branches come and go; any other value
+    still works when typed into the URL or followed from a link)."""
+    pairs = list(
+        Stream.objects.order_by("-head_at").values_list("repository_name", "branch_name")[
+            :MENU_LIMIT
+        ]
+    )
     return {
         "repositories": sorted({r for r, _ in pairs}),
         "branches": sorted({b for _, b in pairs}),
@@ -233,7 +244,7 @@ class StaffPage:
     findings: list[Finding]
     next_cursor: list[int] | None
     previous_cursor: list[int] | None
-    count: int
+    count: int | None  # None when searching: counting would scan the table a second time
     count_capped: bool
 
 
@@ -258,7 +269,8 @@ def staff_findings_page(
     page_size: int = STAFF_PAGE_SIZE,
 ) -> StaffPage:
     """One keyset page: its cost does not grow with the page number, whatever the table size.
-    Two queries: the page (with last sightings) and a count capped at COUNT_CAP."""
+    Two queries: the page (with last sightings) and a count capped at COUNT_CAP (none when
+    searching: a substring search scans what the other filters leave, once is enough)."""
     queryset = findings_filtered(filters)
     if search:
         queryset = queryset.filter(search_q(search))
@@ -274,13 +286,13 @@ def staff_findings_page(
         rows.reverse()
     has_next = more if not backwards else True
     has_previous = (cursor is not None) if not backwards else more
-    count = queryset.order_by()[: COUNT_CAP + 1].count()
+    count = None if search else queryset.order_by()[: COUNT_CAP + 1].count()
     return StaffPage(
         findings=rows,
         next_cursor=_cursor_values(sort, rows[-1]) if rows and has_next else None,
         previous_cursor=_cursor_values(sort, rows[0]) if rows and has_previous else None,
-        count=min(count, COUNT_CAP),
-        count_capped=count > COUNT_CAP,
+        count=None if count is None else min(count, COUNT_CAP),
+        count_capped=count is not None and count > COUNT_CAP,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apikeys.models import ApiKey
-from findings.merge import UploadContext, merge_upload
+from findings.merge import MergeCounts, UploadContext, merge_upload
 from findings.models import Finding, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload, parse_upload
 
@@ -26,20 +26,14 @@ class IngestResult:
     upload_id: int
     received: int
     duplicates: int
-    created: int
-    updated: int
-    reactivated: int
-    mitigated: int
+    counts: MergeCounts
 
     def as_response(self) -> dict[str, Any]:
         return {
             "upload_id": self.upload_id,
             "received": self.received,
             "duplicates": self.duplicates,
-            "created": self.created,
-            "updated": self.updated,
-            "reactivated": self.reactivated,
-            "mitigated": self.mitigated,
+            **asdict(self.counts),
         }
 
 
@@ -122,20 +116,9 @@ def _store(parsed: ParsedUpload, api_key: ApiKey, client_id: str) -> IngestResul
             **stream,
             defaults={"head_upload": upload, "head_at": now, "head_build_id": parsed.build_id},
         )
-        Upload.objects.filter(pk=upload.pk).update(
-            created=counts.created,
-            updated=counts.updated,
-            reactivated=counts.reactivated,
-            mitigated=counts.mitigated,
-        )
+        Upload.objects.filter(pk=upload.pk).update(**asdict(counts))
     result = IngestResult(
-        upload_id=upload.pk,
-        received=parsed.received,
-        duplicates=parsed.duplicates,
-        created=counts.created,
-        updated=counts.updated,
-        reactivated=counts.reactivated,
-        mitigated=counts.mitigated,
+        upload_id=upload.pk, received=parsed.received, duplicates=parsed.duplicates, counts=counts
     )
     logger.info(
         "findings upload stored",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +13,7 @@ from rest_framework.views import APIView
 
 from apikeys.authentication import HasScope, principal_of
 from findings import docs
+from findings.cursors import decode_cursor, encode_cursor
 from findings.models import SEVERITY_ORDER, ScanType
 from findings.normalize import UploadInvalid, normalize_scan_type, normalize_severity
 from findings.selectors import FindingFilters, findings_api_page
@@ -32,21 +31,11 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _encode_cursor(after_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{after_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind != "id" or not value.isdigit():
-            raise ValueError
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise serializers.ValidationError(
-            {"cursor": ["is not a cursor this API returned"]}
-        ) from None
+def _after_id(cursor: str) -> int:
+    values = decode_cursor(cursor, length=1)
+    if values is None:
+        raise serializers.ValidationError({"cursor": ["is not a cursor this API returned"]})
+    return values[0]
 
 
 class FindingQuery(serializers.Serializer[dict[str, Any]]):
@@ -122,7 +111,7 @@ class FindingsView(APIView):
         query = FindingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        after_id = _decode_cursor(data["cursor"]) if "cursor" in data else None
+        after_id = _after_id(data["cursor"]) if "cursor" in data else None
         filters = FindingFilters(
             repository_name=data.get("repository_name"),
             branch_name=data.get("branch_name"),
@@ -134,7 +123,7 @@ class FindingsView(APIView):
         headers = {}
         if next_after is not None:
             params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-            params["cursor"] = _encode_cursor(next_after)
+            params["cursor"] = encode_cursor([next_after])
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
             headers["Link"] = f'<{next_url}>; rel="next"'
         return Response(rows, headers=headers)

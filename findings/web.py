@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from findings.charts import open_findings_chart
-from findings.forms import FindingFilterForm, TriageForm, encode_cursor
+from findings.cursors import encode_cursor
+from findings.forms import FindingFilterForm, TriageForm
 from findings.models import Finding
 from findings.selectors import (
     finding_with_history,

@@ -1,6 +1,6 @@
-"""Leave room on each page of findings_finding so that re-uploads, which rewrite every
-re-seen row (last seen build and time), can update rows in place (HOT) without touching the
-indexes. PostgreSQL only."""
+"""Leave room on each page of findings_finding so that the rows an upload does rewrite (new
+content, last sighting) can often be updated in place (HOT), without touching the indexes.
+PostgreSQL only."""
 
 from django.db import migrations
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.servers import REPO
@@ -88,11 +88,13 @@ def screenshot(driver: WebDriver, name: str) -> Path:
 def click_and_wait(driver: WebDriver, element: WebElement, timeout: float = 15) -> None:
     """Click something that loads a new page, and wait until it has (a click alone does not
     wait for the navigation it starts)."""
-    old_page = driver.find_element(By.TAG_NAME, "html")
+    # A mark on the current document: gone once the browser has moved to the next one.
+    driver.execute_script("window.__gerionOldPage = true;")
     element.click()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old_page))
-    WebDriverWait(driver, timeout).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
+    WebDriverWait(driver, timeout, ignored_exceptions=[WebDriverException]).until(
+        lambda d: d.execute_script(
+            "return window.__gerionOldPage === undefined && document.readyState === 'complete'"
+        )
     )
 
 

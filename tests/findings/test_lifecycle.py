@@ -113,6 +113,29 @@ def test_staff_triage_survives_every_upload(client, writer, reader):
     assert statuses == {"f0": "False positive", "f1": "Risk accepted"}
 
 
+def test_the_clis_per_build_copies_do_not_make_a_finding_look_changed(client, writer):
+    """The CLI copies build_id, branch and code path into every finding: a re-upload from the
+    next build is still "unchanged" for those findings and writes no row."""
+
+    def cli_findings(build):
+        return [
+            f
+            | {
+                "build_id": build,
+                "branch_name": "main",
+                "code_path": ".",
+                "last_update_date": f"2026-11-2{build}T10:00:00",
+            }
+            for f in sast(3)
+        ]
+
+    upload(client, writer, cli_findings("1"), "1")
+    upload(client, writer, cli_findings("2"), "2")
+    stored = dict(Finding.objects.values_list("finding_id", "last_seen_build_id"))
+    assert stored == {"f0": "1", "f1": "1", "f2": "1"}  # untouched rows...
+    assert {f.seen_build_id for f in with_last_seen(Finding.objects.all())} == {"2"}  # ...seen in 2
+
+
 def test_changed_content_is_refreshed_and_unchanged_findings_are_not_rewritten(client, writer):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

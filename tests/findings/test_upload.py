@@ -142,13 +142,34 @@ def test_a_finding_id_twice_in_one_upload_counts_once_and_the_last_wins(client, 
 
 
 @pytest.mark.parametrize(
-    "build_id", [None, 1234, "", "b-77"], ids=["null", "number", "empty", "text"]
+    "build_id",
+    [None, 1234, "", "b-77", "missing"],
+    ids=["null", "number", "empty", "text", "missing"],
 )
 def test_build_ids_as_ci_systems_send_them(client, writer, build_id):
-    response = post(client, writer, documented_body(sast(1), build_id=build_id))
+    body = documented_body(sast(1), build_id=build_id)
+    if build_id == "missing":
+        del body["metadata"]["build_id"]  # an unset CI variable must not lose the upload
+    response = post(client, writer, body)
     assert response.status_code == 201, response.content
-    expected = {None: None, 1234: "1234", "": None, "b-77": "b-77"}[build_id]
+    expected = {None: None, 1234: "1234", "": None, "b-77": "b-77", "missing": None}[build_id]
     assert Upload.objects.get().build_id == expected
+
+
+def test_an_odd_scan_duration_is_kept_as_sent_not_refused(client, writer):
+    body = documented_body(sast(1))
+    body["metadata"]["scan_duration"] = "41.7s"
+    assert post(client, writer, body).status_code == 201
+    upload = Upload.objects.get()
+    assert upload.scan_duration is None
+    assert upload.metadata["scan_duration"] == "41.7s"
+
+
+def test_repository_and_branch_names_are_trimmed(client, writer):
+    post(client, writer, documented_body(sast(1), repository=" acme/x ", branch="main "))
+    post(client, writer, documented_body(sast(1), repository="acme/x", branch="main"))
+    assert Finding.objects.count() == 1
+    assert Finding.objects.get().repository_name == "acme/x"
 
 
 def test_same_finding_id_in_another_branch_or_scan_type_is_another_finding(client, writer):

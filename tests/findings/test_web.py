@@ -124,8 +124,19 @@ def test_the_list_costs_a_bounded_number_of_queries(
             assert staff_client.get("/findings/", params).status_code == 200
 
 
-def test_a_broken_page_link_says_so(staff_client):
-    response = staff_client.get("/findings/", {"cursor": "garbage!!"})
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cursor": "garbage!!"},
+        {"cursor": "WzVd"},
+        {"cursor": "WzEsMl0", "sort": "newest"},
+        {"cursor": "WyJhIiwxXQ"},
+        {"cursor": "W3RydWUsMV0"},
+    ],
+    ids=["garbage", "one-value-for-severity", "two-values-for-newest", "text", "booleans"],
+)
+def test_a_broken_page_link_says_so(staff_client, params):
+    response = staff_client.get("/findings/", params)
     assert response.status_code == 200
     assert b"This page link is broken" in response.content
 
