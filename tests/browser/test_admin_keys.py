@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from apikeys.models import ApiKey
 from tests.browser.conftest import click_and_wait, console_errors, screenshot, sign_in
@@ -32,7 +32,8 @@ def test_issue_use_and_revoke_a_key_in_the_admin(page, live_server):
     copy = page.find_element(By.ID, "copy-key")
     assert copy.is_displayed()  # our script ran under the content security policy
     copy.click()
-    assert copy.text == "Copied"
+    # The clipboard answers asynchronously.
+    WebDriverWait(page, 10).until(lambda _: copy.text == "Copied")
     assert "shown only this once" in page.page_source
     screenshot(page, "admin-key-created.png")
 
