@@ -11,7 +11,6 @@ Prints operations per second (medians of 5 rounds) and the ratios to the raw ope
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -20,17 +19,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
-)
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
-os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
-os.environ.setdefault("GERION_AUTH_BURST", "100000000")  # measure the work, not the limiter
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import configure, ensure_database, wsgi_request
+
 _KEY = Path(tempfile.mkdtemp(prefix="gerion-bench-")) / "jwt.pem"
-os.environ["GERION_JWT_SIGNING_KEY"] = str(_KEY)
+configure(
+    REDIS_URL="redis://127.0.0.1:6379/14",
+    GERION_AUTH_BURST="100000000",  # measure the work, not the limiter
+    GERION_JWT_SIGNING_KEY=str(_KEY),
+)
 
 
 def rate(operation: Callable[[], object], seconds: float, rounds: int = 5) -> float:
@@ -49,31 +46,6 @@ def rate(operation: Callable[[], object], seconds: float, rounds: int = 5) -> fl
     return statistics.median(results)
 
 
-def wsgi_call(
-    application: object, method: str, path: str, body: bytes, headers: dict[str, str]
-) -> int:
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()},
-    }
-    status: list[str] = []
-    b"".join(application(environ, lambda s, h: status.append(s)))  # type: ignore[operator]
-    return int(status[0].split()[0])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
@@ -83,8 +55,6 @@ def main() -> None:
 
     _KEY.write_bytes(generate_private_key_pem(3072))  # what generatesigningkey makes
     _KEY.chmod(0o600)
-    from bench.ingest import ensure_database
-
     ensure_database()
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
@@ -108,12 +78,13 @@ def main() -> None:
     token = mint_token(
         client_id=api_key.client_id, api_key_id=api_key.api_key_id, scopes=["read:findings"]
     ).token
-    assert (
-        wsgi_call(
+
+    def authenticate() -> int:
+        return wsgi_request(
             application, "POST", "/api/v1/auth/m2m/authenticate", payload, {"X-API-Key": plaintext}
-        )
-        == 200
-    )
+        )[0]
+
+    assert authenticate() == 200
 
     raw_sign = rate(
         lambda: key.private_key.sign(sample, padding.PKCS1v15(), hashes.SHA256()), args.seconds
@@ -124,12 +95,7 @@ def main() -> None:
         ),
         args.seconds,
     )
-    endpoint = rate(
-        lambda: wsgi_call(
-            application, "POST", "/api/v1/auth/m2m/authenticate", payload, {"X-API-Key": plaintext}
-        ),
-        args.seconds,
-    )
+    endpoint = rate(authenticate, args.seconds)
     raw_verify = rate(
         lambda: key.public_key.verify(signature, sample, padding.PKCS1v15(), hashes.SHA256()),
         args.seconds,

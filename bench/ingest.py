@@ -26,29 +26,9 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
-)
-os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
+from bench.common import configure, ensure_database, wsgi_request
 
-
-def ensure_database() -> None:
-    """Create the benchmark database if needed and migrate it."""
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+configure()
 
 
 SCANNERS = ["semgrep", "trivy", "gitleaks", "checkov"]
@@ -127,30 +107,6 @@ def body_from_subprocess(n: int, repository: str, variant: str = "first") -> byt
     ).stdout
 
 
-def wsgi_post(application: Any, path: str, body: bytes, token: str) -> tuple[int, bytes]:
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "HTTP_AUTHORIZATION": f"Bearer {token}",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    status_holder: list[str] = []
-    chunks = application(environ, lambda status, headers: status_holder.append(status))
-    content = b"".join(chunks)
-    return int(status_holder[0].split()[0]), content
-
-
 def copy_reference(repository: str) -> float:
     """Seconds to COPY the rows this stream stored into an empty LIKE ... INCLUDING ALL table."""
     from django.db import connection
@@ -216,7 +172,9 @@ def main() -> None:
 
     def upload(body: bytes, times: list[float]) -> dict[str, int]:
         started = time.perf_counter()
-        status, content = wsgi_post(application, "/api/v1/findings", body, token)
+        status, content = wsgi_request(
+            application, "POST", "/api/v1/findings", body, {"Authorization": f"Bearer {token}"}
+        )
         times.append(time.perf_counter() - started)
         if status != 201:
             raise SystemExit(f"upload failed: {status} {content[:500]!r}")

@@ -27,14 +27,10 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
-)
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
-os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import REPO, configure, ensure_database
+
+configure(REDIS_URL="redis://127.0.0.1:6379/14")
 
 
 @dataclass
@@ -109,8 +105,6 @@ def main() -> None:
     parser.add_argument("--findings", type=int, default=200, help="findings per upload")
     parser.add_argument("--max-requests", type=int, default=100_000)
     args = parser.parse_args()
-
-    from bench.ingest import ensure_database
 
     ensure_database()
     from django.db import connection

@@ -11,7 +11,6 @@ Prints medians of 7 requests per page, the queries each page made, and the ratio
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import statistics
@@ -21,13 +20,10 @@ from pathlib import Path
 
 import orjson
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
-)
-os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import configure, ensure_database
+
+configure()
 
 REPOSITORY_PREFIX = "scale/service-"
 SEVERITIES = ["Critical", "High", "Medium", "Low", "Info"]
@@ -91,8 +87,6 @@ def main() -> None:
     parser.add_argument("--findings", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=7)
     args = parser.parse_args()
-
-    from bench.ingest import ensure_database
 
     ensure_database()
     load(args.findings)
