@@ -19,14 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
 
-from gerion.net import client_ip, client_network
+from gerion.failures import failure_window
 from gerion.problems import ProblemError
 
 logger = logging.getLogger(__name__)
@@ -188,40 +187,28 @@ def get_bucket() -> TokenBucket:
     return FailOpenBucket(RedisTokenBucket(client, capacity, rate), local)
 
 
-# --- Failed attempts: a fixed window per client network (django-ratelimit) ----------------------
+# --- Failed attempts: a fixed window per client network ------------------------------------------
 # The token bucket shapes traffic; this caps how many *failed* key attempts one client network
-# may make per minute, so that probing lookup ids or secrets is slow and loud. Fixed windows are
-# the right tool here (a count of failures, no burst semantics), and django-ratelimit does
-# exactly that on the shared cache. It is consulted only for requests that already failed, so
-# a valid key is never refused because of its neighbours. On a cache outage it fails open.
-
-_FAILURES_GROUP = "apikeys.m2m.failed-attempts"
-
-
-def _count_failure(request: HttpRequest) -> dict[str, Any] | None:
-    try:
-        usage: dict[str, Any] | None = get_usage(
-            request,
-            group=_FAILURES_GROUP,
-            key=lambda _group, req: client_network(client_ip(req)),
-            rate=f"{settings.GERION_AUTH_FAILURES_PER_MINUTE}/m",
-            increment=True,
-        )
-    except redis.RedisError:
-        return None
-    return usage
+# may make per minute, so that probing lookup ids or secrets is slow and loud. It is consulted
+# only for requests that already failed, so a valid key is never refused because of its
+# neighbours.
 
 
 def failed_attempt(request: HttpRequest, problem: ProblemError) -> ProblemError:
     """Count a failed key attempt; the problem to answer: the failure's own, or a 429 once the
     client network is over its cap for this minute."""
-    usage = _count_failure(request)
-    if usage is None or not usage["should_limit"]:
+    window = failure_window(
+        request,
+        group="apikeys.m2m.failed-attempts",
+        rate=f"{settings.GERION_AUTH_FAILURES_PER_MINUTE}/m",
+        count_this_one=True,
+    )
+    if window is None or not window.exceeded:
         return problem
     return ProblemError(
         "Too many failed API key attempts from this address; retry after the number of "
         "seconds in Retry-After.",
         status=429,
         code="too_many_failed_attempts",
-        headers={"Retry-After": str(max(1, int(usage["time_left"])))},
+        headers={"Retry-After": window.retry_after},
     )

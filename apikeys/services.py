@@ -21,10 +21,15 @@ from django.utils import timezone
 
 from apikeys import errors
 from apikeys.keys import ParsedKey, generate_key, hash_key, key_matches, parse_key
-from apikeys.models import CLIENT_ID_PATTERN, ApiKey, AuditEvent, RevocationIsFinal
+from apikeys.models import (
+    CLIENT_ID_PATTERN,
+    ApiKey,
+    AuditEvent,
+    RevocationIsFinal,
+    validate_client_id,
+)
 from apikeys.ratelimit import TokenBucket, get_bucket
 from apikeys.selectors import api_key_for_authentication, api_key_get
-from apikeys.signing_keys import get_keyset
 from apikeys.tokens import TokenRejected, mint_token, verify_token
 from gerion.net import client_network
 from gerion.problems import ProblemError
@@ -95,8 +100,6 @@ def api_key_create(
         api_key.full_clean(exclude=["lookup_id"])
         try:
             with transaction.atomic():
-                if ApiKey.objects.filter(lookup_id=generated.lookup_id).exists():
-                    continue  # 36^12 ids: a collision is astronomically rare; draw again
                 api_key.save()
                 _audit_key(
                     AuditEvent.Action.KEY_CREATED,
@@ -106,7 +109,8 @@ def api_key_create(
                     {"permissions": api_key.permissions, "expires_at": _iso(expires_at)},
                 )
         except IntegrityError as exc:
-            # Raced with a concurrent create of the same client_id (or lookup id).
+            # A concurrent create of the same client_id, or (36^12 lookup ids: astronomically
+            # rare) a lookup id already taken, which the next draw replaces.
             if ApiKey.objects.filter(client_id=client_id).exists():
                 raise ValidationError(
                     {"client_id": "An API key with this client_id exists."}
@@ -210,6 +214,16 @@ def _iso(moment: datetime | None) -> str | None:
 # --- M2M authentication: API key -> JWT -----------------------------------------------------
 
 
+def _unusable(api_key: ApiKey, now: datetime) -> tuple[str, str] | None:
+    """(problem code, detail) if the key may not be used now, whatever proves who holds it."""
+    status = api_key.status(now)
+    if status == ApiKey.Status.REVOKED:
+        return "api_key_revoked", "The API key has been revoked."
+    if status == ApiKey.Status.EXPIRED:
+        return "api_key_expired", "The API key has expired."
+    return None
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     access_token: str
@@ -238,7 +252,7 @@ def _client_id_from(body: bytes) -> str:
     if client_id is None:
         message = "This field is required."
     elif not isinstance(client_id, str) or not _CLIENT_ID_RE.match(client_id):
-        message = "3 to 50 characters: letters, digits, '.', '_' or '-'."
+        message = str(validate_client_id.message)
     else:
         return client_id
     raise errors.invalid_body(
@@ -285,11 +299,9 @@ def m2m_authenticate(
         raise errors.rate_limited(decision.retry_after_header)
 
     client_id = _client_id_from(body)
-    status = api_key.status(now)
-    if status == ApiKey.Status.REVOKED:
-        raise errors.key_unusable("api_key_revoked", "This API key has been revoked.")
-    if status == ApiKey.Status.EXPIRED:
-        raise errors.key_unusable("api_key_expired", "This API key has expired.")
+    unusable = _unusable(api_key, now)
+    if unusable:
+        raise errors.key_unusable(*unusable)
     if client_id != api_key.client_id:
         raise errors.key_unusable(
             "client_id_mismatch", "The client_id does not match the one registered for this key."
@@ -302,7 +314,7 @@ def m2m_authenticate(
         scopes=list(api_key.permissions),
         now=now.timestamp(),
     )
-    _record_signing_key_activation()
+    _record_signing_key_activation(minted.kid)
     return IssuedToken(
         access_token=minted.token,
         expires_in=minted.expires_in,
@@ -314,10 +326,9 @@ def m2m_authenticate(
 _activation_recorded: set[str] = set()
 
 
-def _record_signing_key_activation() -> None:
+def _record_signing_key_activation(kid: str) -> None:
     """Audit the first token a signing key signs (once per kid, across all processes): the
     trail shows when a rotation took effect."""
-    kid = get_keyset().active.kid
     if kid in _activation_recorded:
         return
     try:
@@ -366,11 +377,9 @@ def principal_from_token(*, token: str, now: datetime | None = None) -> ApiKeyPr
     if api_key.client_id != claims["client_id"]:
         raise errors.token_rejected("invalid_token", "The token does not match its API key.")
     now = now or timezone.now()
-    status = api_key.status(now)
-    if status == ApiKey.Status.REVOKED:
-        raise errors.token_rejected("api_key_revoked", "The API key behind this token is revoked.")
-    if status == ApiKey.Status.EXPIRED:
-        raise errors.token_rejected("api_key_expired", "The API key behind this token expired.")
+    unusable = _unusable(api_key, now)
+    if unusable:
+        raise errors.token_rejected(*unusable)
     api_key_touch(api_key=api_key, now=now)
     # A permission removed from the key since the token was minted is removed at once too.
     scopes = frozenset(claims["scope"].split()) & frozenset(api_key.permissions)

@@ -41,6 +41,7 @@ class MintedToken:
     token: str
     claims: dict[str, Any]
     expires_in: int
+    kid: str
 
 
 def mint_token(
@@ -72,7 +73,7 @@ def mint_token(
         algorithm=ALGORITHM,
         headers={"kid": keyset.active.kid, "typ": TOKEN_TYPE},
     )
-    return MintedToken(token=token, claims=claims, expires_in=lifetime)
+    return MintedToken(token=token, claims=claims, expires_in=lifetime, kid=keyset.active.kid)
 
 
 def verify_token(token: str, *, keyset: KeySet | None = None) -> dict[str, Any]:

@@ -50,6 +50,29 @@ STAGING_COLUMNS = [
 ]
 # Scanner-owned columns: refreshed whenever an upload rewrites the finding.
 _CONTENT = [name for name, _ in STAGING_COLUMNS if name not in ("finding_id", "seen_active")]
+# The columns of a new finding, in the order both writers give them: the INSERT ... SELECT of
+# a merge and the straight COPY of a new stream.
+_NEW_ROW_COLUMNS = [
+    "repository_name",
+    "branch_name",
+    "scan_type",
+    "finding_id",
+    *_CONTENT,
+    "active",
+    "mitigated",
+    "mitigated_at",
+    "mitigated_on_build_id",
+    "mitigated_in_upload_id",
+    "false_positive",
+    "risk_accepted",
+    "triage_reason",
+    "first_seen_at",
+    "first_seen_upload_id",
+    "first_seen_build_id",
+    "last_seen_at",
+    "last_seen_upload_id",
+    "last_seen_build_id",
+]
 _STAGING = "gerion_finding_staging"
 _PREVIOUS = "gerion_finding_previous"
 _STREAM = "repository_name = %(repo)s AND branch_name = %(branch)s AND scan_type = %(scan_type)s"
@@ -134,14 +157,9 @@ def merge_upload(
 
         # First, before anything is inserted or reactivated: what was open and is not reported.
         gone = _mitigate_absent(cursor, params, is_postgres)
-        content = ", ".join(_CONTENT)
         if created:
             cursor.execute(
-                "INSERT INTO findings_finding (repository_name, branch_name, scan_type, "
-                f"finding_id, {content}, active, mitigated, mitigated_at, mitigated_on_build_id, "
-                "mitigated_in_upload_id, false_positive, risk_accepted, triage_reason, "
-                "first_seen_at, first_seen_upload_id, first_seen_build_id, "
-                "last_seen_at, last_seen_upload_id, last_seen_build_id) "
+                f"INSERT INTO findings_finding ({', '.join(_NEW_ROW_COLUMNS)}) "
                 "SELECT %(repo)s, %(branch)s, %(scan_type)s, s.finding_id, "
                 + ", ".join(f"s.{c}" for c in _CONTENT)
                 + ", s.seen_active, NOT s.seen_active, "
@@ -233,35 +251,12 @@ def _stream_is_empty(cursor: CursorWrapper, params: dict[str, Any]) -> bool:
     return not cursor.fetchone()[0]
 
 
-_NEW_STREAM_COLUMNS = [
-    "repository_name",
-    "branch_name",
-    "scan_type",
-    "finding_id",
-    *_CONTENT,
-    "active",
-    "mitigated",
-    "mitigated_at",
-    "mitigated_on_build_id",
-    "mitigated_in_upload_id",
-    "false_positive",
-    "risk_accepted",
-    "triage_reason",
-    "first_seen_at",
-    "first_seen_upload_id",
-    "first_seen_build_id",
-    "last_seen_at",
-    "last_seen_upload_id",
-    "last_seen_build_id",
-]
-
-
 def _copy_into_new_stream(cursor: CursorWrapper, context: UploadContext, rows: list[Row]) -> None:
     stream = (context.repository_name, context.branch_name, context.scan_type)
     seen = (context.now, context.upload_id, context.build_id)
     fixed = (context.now, context.build_id, context.upload_id)
     untriaged = (False, False, "")
-    names = ", ".join(_NEW_STREAM_COLUMNS)
+    names = ", ".join(_NEW_ROW_COLUMNS)
     with cursor.copy(f"COPY findings_finding ({names}) FROM STDIN") as copy:
         for row in rows:
             active = row[-1]

@@ -139,27 +139,27 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         raw = request.META.get("CONTENT_LENGTH") or ""
-        api = is_api_path(request.path)
         if not raw and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            if api:
-                return problem_response(
-                    411, "length_required", "Send the body with a Content-Length header."
-                )
-            return HttpResponse("Content-Length required.", status=411, content_type="text/plain")
+            return _refuse(
+                request, 411, "length_required", "Send the body with a Content-Length header."
+            )
         try:
             length = int(raw or "0")
         except ValueError:
             length = -1
         if length < 0:
-            if api:
-                return problem_response(400, "invalid_content_length", "Content-Length is invalid.")
-            return HttpResponse("Invalid Content-Length.", status=400, content_type="text/plain")
+            return _refuse(request, 400, "invalid_content_length", "Content-Length is invalid.")
         if length > settings.GERION_MAX_BODY_BYTES:
             detail = f"The body exceeds the limit of {settings.GERION_MAX_BODY_BYTES} bytes."
-            if api:
-                return problem_response(413, "payload_too_large", detail)
-            return HttpResponse(detail, status=413, content_type="text/plain")
+            return _refuse(request, 413, "payload_too_large", detail)
         return self.get_response(request)
+
+
+def _refuse(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
+    """A problem document on the API, plain text elsewhere."""
+    if is_api_path(request.path):
+        return problem_response(status, code, detail)
+    return HttpResponse(detail, status=status, content_type="text/plain")
 
 
 # Pages may load only what this service serves: no inline script, no other origin, no framing.

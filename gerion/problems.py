@@ -161,9 +161,6 @@ def drf_exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpRes
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
         headers["WWW-Authenticate"] = auth_header
-    wait = getattr(exc, "wait", None)
-    if wait is not None:
-        headers["Retry-After"] = str(max(1, int(wait + 0.999)))
 
     if isinstance(exc, ProblemError):
         headers.update(exc.headers)

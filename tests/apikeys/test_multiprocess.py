@@ -5,14 +5,13 @@ JWKS published by the other; the rate-limit bucket is one bucket for all of them
 import json
 import subprocess
 import sys
-import threading
-import time
 
 import jwt
 import pytest
 import requests
 
 from tests.factories import make_api_key
+from tests.support.parallel import at_once
 from tests.support.servers import REPO, django_env, gunicorn, live_database_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -41,22 +40,8 @@ def _authenticate(url, plaintext, client_id):
 
 
 def _parallel(calls):
-    """Run the calls at the same moment (a barrier), return their results in order."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        barrier.wait()
-        started = time.monotonic()
-        response = call()
-        results[index] = (response.status_code, time.monotonic() - started)
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    """The calls at the same moment: each one's status and duration."""
+    return [(response.status_code, took) for response, took in at_once(calls)]
 
 
 def test_tokens_from_one_server_verify_with_the_jwks_of_another(tmp_path):

@@ -1,36 +1,19 @@
 """Concurrent uploads against PostgreSQL: no duplicates, no 500, the right lifecycle."""
 
-import threading
-
 import pytest
-from django.db import connection
 from django.test import Client
 
 from findings.models import Finding, Upload
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
 from tests.findings.conftest import documented_body, post, sast
+from tests.support.parallel import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _in_parallel(calls):
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        barrier.wait()
-        try:
-            results[index] = call()
-        finally:
-            connection.close()  # each thread has its own connection
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    return [response for response, _ in at_once(calls)]
 
 
 @pytest.fixture
