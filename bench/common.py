@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +77,84 @@ def wsgi_request(
     status: list[str] = []
     content = b"".join(application(environ, lambda s, h: status.append(s)))
     return int(status[0].split()[0]), content
+
+
+@dataclass
+class Gunicorn:
+    """gunicorn serving the repository's configuration on a free loopback port."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def workers(self) -> list[int]:
+        """The worker processes (children of the master)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def reset_peaks(self) -> None:
+        """Start each worker's peak-RSS count afresh (Linux: clear_refs 5 resets VmHWM)."""
+        for pid in self.workers():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def worker_peak_rss(server: Gunicorn) -> int:
+    """The highest peak RSS (bytes) among the workers since their peaks were reset: that of
+    the worker that served the request in between."""
+    peaks = []
+    for pid in server.workers():
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) * 1024)
+    return max(peaks, default=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_gunicorn(workers: int, key_path: Path, log: Path, **env: str) -> Gunicorn:
+    """`gunicorn gerion.wsgi` with the repository's gunicorn.conf.py, this process's
+    DATABASE_URL and REDIS_URL, the given signing key and `workers` workers."""
+    import requests
+
+    port = free_port()
+    environment = dict(
+        os.environ,
+        GERION_JWT_SIGNING_KEY=str(key_path),
+        GERION_WORKERS=str(workers),
+        GERION_BIND=f"127.0.0.1:{port}",
+        **env,
+    )
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "gerion.wsgi"],
+        cwd=REPO,
+        env=environment,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = Gunicorn(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
+                # Every worker up, so that none is still booting while being measured.
+                while len(server.workers()) < workers and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                return server
+        except requests.RequestException:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"gunicorn did not start:\n{log.read_text()}")

@@ -1,234 +1,357 @@
-"""Benchmark: one upload of N findings through the WSGI application, in process, against
-PostgreSQL; then the same body again (all duplicates); and, as the hardware reference, a raw
-COPY of the same rows into an empty copy of the findings table (LIKE ... INCLUDING ALL).
+"""Benchmark: uploads of N findings in the official CLI's wire shape, over HTTP, to gunicorn
+started with the repository's configuration (4 workers) against PostgreSQL and Redis.
 
-    python bench/ingest.py [-n 100000]    (BENCH_DATABASE_URL, default .../gerion_bench)
+    python bench/ingest.py [-n 100000] [--repeat 3] [--workers 4]
+                                        (BENCH_DATABASE_URL, BENCH_REDIS_URL)
 
-Prints findings/s of each, the ratios COPY time / upload time (1.0 would be as fast as a bare
-COPY of the stored rows), and the peak memory (max RSS) of the process. Each measurement is
-repeated (--repeat, fresh stream each time) and the medians are reported.
+Cases, each on a fresh stream per round:
+- first upload: a stream's first scan (every finding new);
+- identical re-upload: the same bytes again (the CLI re-sends after its 5 s timeout);
+- CLI re-scan: the same findings with a new creation_date, last_update_date, build and commit
+  on every finding, as the CLI stamps each run;
+- next build: 10% of the findings gone, 10% new, 10% reworded, the rest re-scanned.
+
+The hardware reference, measured in the same run: COPY from Python (psycopg write_row, the
+faster of text and binary format) of the same logical rows (identity, title, severity, file
+path, line, description, raw JSON) into a plain table whose only index is the 4-column
+identity primary key. For each case it prints the median seconds, findings/s, the ratio
+reference time / upload time (1.0 would be as fast as that bare COPY) and the peak RSS of the
+gunicorn worker that served the request.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import io
+import http.client
 import os
 import random
-import resource
 import statistics
 import sys
+import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import configure, ensure_database, wsgi_request
+from bench.common import configure, ensure_database, start_gunicorn, worker_peak_rss
 
-configure()
+configure(REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
 
-
-SCANNERS = ["semgrep", "trivy", "gitleaks", "checkov"]
 PACKAGES = ["lodash", "requests", "log4j-core", "openssl", "jackson-databind", "urllib3", "axios"]
-CWES = [79, 89, 22, 78, 502, 798, 327, 611, 918, 400]
+CWES = ["CWE-79", "CWE-89", "CWE-22", "CWE-78", "CWE-502", "CWE-400", "CWE-1321", "CWE-918"]
+SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+ADVISORY = (
+    "### Impact\n{package} before {fixed} allows {what} when parsing untrusted input. An "
+    "attacker who controls the input can {effect}.\n\n### Patches\nUpgrade to {fixed} or later."
+)
 
 
-def realistic_finding(i: int, build: str) -> dict[str, Any]:
-    """An SCA finding shaped like the official CLI's: documented fields, the metadata's build
-    copied into it, extras and nulls. The same `i` gives the same finding in every build."""
+def cli_finding(i: int, meta: dict[str, Any], stamp: str, reworded: bool = False) -> dict:
+    """One SCA finding as the official CLI 1.0.0 sends it: its 31 keys in its order, the
+    metadata copied in, `vuln_details`, and the premium keys as nulls. The same `i` is the
+    same finding in every build."""
     rng = random.Random(i)
     package = PACKAGES[i % len(PACKAGES)]
-    year = rng.randint(2014, 2025)
+    version = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
+    fixed = f"{rng.randint(1, 9)}.{rng.randint(0, 30)}.0"
+    cve = f"CVE-{rng.randint(2014, 2025)}-{rng.randint(1000, 99999)}"
+    severity = rng.choice(SEVERITIES)
+    what = rng.choice(["prototype pollution", "a ReDoS", "remote code execution"])
+    description = ADVISORY.format(
+        package=package, fixed=fixed, what=what, effect="exhaust memory or run code"
+    )
     return {
-        "finding_id": f"trivy-{package}-{i:08x}",
-        "build_id": build,
-        "title": f"{package}: vulnerable to {rng.choice(['prototype pollution', 'ReDoS', 'RCE'])}",
-        "severity": rng.choice(["Critical", "High", "Medium", "Low", "Info"]),
+        "finding_id": f"{i:012x}",
+        "title": f"{package}-{i} {version} \u2014 1 vulnerability" + (" (new)" if reworded else ""),
+        "description": description,
+        "mitigation": f"Upgrade {package} to >= {fixed} (Current: {version}). Fixes all 1.",
+        "severity": severity,
+        "security_scope": "Code",
         "scan_type": "SCA",
+        "repository_name": meta["repository_name"],
+        "branch_name": meta["branch_name"],
+        "build_id": meta["build_id"],
+        "code_path": meta["code_path"],
+        "commit_hash": meta["commit_hash"],
+        "commit_author": meta["commit_author"],
         "file_path": f"services/svc-{i % 97}/package-lock.json",
-        "line_number": rng.randint(1, 5000),
+        "line_number": None,
+        "component_name": f"{package}-{i}",
+        "component_version": version,
+        "component_fix": fixed,
         "active": True,
         "mitigated": False,
         "false_positive": False,
-        "creation_date": "2026-11-20T10:15:00",
-        "last_update_date": "2026-11-28T08:00:00",
-        "description": f"{package} before {rng.randint(1, 9)}.{rng.randint(0, 20)} is vulnerable.",
-        "mitigation": "Upgrade to the fixed version.",
-        "component_name": package,
-        "component_version": f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}",
-        "component_fix": f"{rng.randint(1, 9)}.{rng.randint(0, 30)}.0",
+        "creation_date": stamp,
+        "last_update_date": stamp,
         "cwe": [rng.choice(CWES)],
-        "cve": f"CVE-{year}-{rng.randint(1000, 99999)}",
-        "security_scope": None,
+        "cve": [cve],
+        "mitigated_on_build_id": None,
+        "trace": None,
+        "confidence": None,
+        "reachability": None,
+        "risk_score": None,
+        "score_breakdown": None,
+        "vuln_details": [
+            {
+                "id": cve,
+                "severity": severity,
+                "summary": f"{package}: {what}",
+                "fixed": fixed,
+                "cvss": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+            }
+        ],
     }
 
 
-def build_body(n: int, repository: str, variant: str = "first") -> bytes:
-    """The first scan of a stream, or ("next") the next build's: 10% of the findings fixed,
-    10% new, 10% reworded, the rest as before (with the new build id copied into each)."""
-    build = "bench-1" if variant == "first" else "bench-2"
-    if variant == "first":
-        findings = [realistic_finding(i, build) for i in range(n)]
+def cli_body(n: int, repository: str, case: str) -> bytes:
+    build = {"first": "1", "rescan": "2", "next": "3"}[case]
+    stamp = (datetime(2026, 11, 20, 10, 15) + timedelta(hours=int(build))).isoformat()
+    meta = {
+        "repository_name": repository,
+        "branch_name": "main",
+        "build_id": build,
+        "code_path": "/github/workspace",
+        "commit_hash": f"{int(build):040x}",
+        "commit_author": "dependabot[bot]",
+        "cicd_platform": "github_actions",
+        "scan_type": "SCA",
+        "scan_duration": 41.7,
+    }
+    if case == "next":
+        ids = range(n // 10, n + n // 10)  # the first tenth gone, a tenth new
+        findings = [cli_finding(i, meta, stamp, reworded=i < 2 * n // 10) for i in ids]
     else:
-        ids = range(n // 10, n + n // 10)  # the first tenth is gone, a tenth is new
-        findings = [realistic_finding(i, build) for i in ids]
-        for finding in findings[: n // 10]:
-            finding["title"] += " (reworded)"
-    document = {
-        "metadata": {
-            "repository_name": repository,
-            "branch_name": "main",
-            "build_id": build,
-            "code_path": ".",
-            "scan_type": "SCA",
-            "commit_hash": "0" * 40,
-            "cicd_platform": "bench",
-        },
-        "findings": findings,
-    }
-    body = orjson.dumps(document)
-    del findings, document
+        findings = [cli_finding(i, meta, stamp) for i in range(n)]
+    body = orjson.dumps({"findings_data": {"scan_metadata": meta, "findings": findings}})
+    del findings
     gc.collect()
     return body
 
 
-def body_from_subprocess(n: int, repository: str, variant: str = "first") -> bytes:
-    """The body, built in a child process so that this process's peak memory measures the
-    upload, not the generator."""
-    import subprocess
-
-    return subprocess.run(
-        [sys.executable, __file__, "--emit-body", str(n), repository, variant],
-        check=True,
-        capture_output=True,
-    ).stdout
-
-
-def copy_reference(repository: str) -> float:
-    """Seconds to COPY the rows this stream stored into an empty LIKE ... INCLUDING ALL table."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        buffer = io.BytesIO()
-        query = (
-            "COPY (SELECT * FROM findings_finding WHERE repository_name = "
-            f"'{repository}') TO STDOUT"
+def reference_rows(body: bytes) -> list[tuple[Any, ...]]:
+    """The same logical rows the upload stores, built before the clock starts."""
+    data = orjson.loads(body)["findings_data"]
+    meta = data["scan_metadata"]
+    return [
+        (
+            meta["repository_name"],
+            meta["branch_name"],
+            "SCA",
+            f["finding_id"],
+            f["title"],
+            f["severity"],
+            f["file_path"],
+            f["line_number"],
+            f["description"],
+            orjson.dumps(f).decode(),
         )
-        with cursor.copy(query) as copy:
-            for data in copy:
-                buffer.write(data)
-        data = buffer.getvalue()
-        cursor.execute("DROP TABLE IF EXISTS bench_copy_reference")
-        cursor.execute("CREATE TABLE bench_copy_reference (LIKE findings_finding INCLUDING ALL)")
-        started = time.perf_counter()
-        with cursor.copy("COPY bench_copy_reference FROM STDIN") as copy:
-            view = memoryview(data)
-            for offset in range(0, len(view), 1 << 20):
-                copy.write(view[offset : offset + (1 << 20)])
-        elapsed = time.perf_counter() - started
-        cursor.execute("DROP TABLE bench_copy_reference")
-    return elapsed
+        for f in data["findings"]
+    ]
+
+
+def copy_reference(rows: list[tuple[Any, ...]]) -> tuple[float, str]:
+    """Seconds to COPY the rows into a plain table with only the identity primary key (the
+    faster of text and binary COPY), and which format that was."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+    best: tuple[float, str] | None = None
+    with psycopg.connect(url, autocommit=True) as conn:
+        for fmt in ("text", "binary"):
+            conn.execute("DROP TABLE IF EXISTS bench_copy_reference")
+            conn.execute(
+                "CREATE TABLE bench_copy_reference (repository_name varchar(255), "
+                "branch_name varchar(255), scan_type varchar(16), finding_id varchar(255), "
+                "title text, severity varchar(8), file_path text, line_number integer, "
+                "description text, raw jsonb, "
+                "PRIMARY KEY (repository_name, branch_name, scan_type, finding_id))"
+            )
+            conn.execute("CHECKPOINT")
+            options = " (FORMAT BINARY)" if fmt == "binary" else ""
+            started = time.perf_counter()
+            statement = f"COPY bench_copy_reference FROM STDIN{options}"
+            with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
+                if fmt == "binary":
+                    copy.set_types(["text"] * 7 + ["int4", "text", "jsonb"])
+                    for row in rows:
+                        copy.write_row((*row[:9], Jsonb(row[9], dumps=_as_is)))
+                else:
+                    for row in rows:
+                        copy.write_row(row)
+            elapsed = time.perf_counter() - started
+            if best is None or elapsed < best[0]:
+                best = (elapsed, fmt)
+        conn.execute("DROP TABLE bench_copy_reference")
+    assert best is not None
+    return best
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def post(url: str, token: str, body: bytes) -> tuple[float, int, dict[str, Any]]:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=120)
+    started = time.perf_counter()
+    connection.request(
+        "POST",
+        "/api/v1/findings",
+        body=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    content = response.read()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    if response.status != 201:
+        raise SystemExit(f"upload failed: {response.status} {content[:500]!r}")
+    result: dict[str, Any] = orjson.loads(content)
+    return elapsed, response.status, result
+
+
+def authenticate(url: str, key: str, client_id: str) -> str:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request(
+        "POST",
+        "/api/v1/auth/m2m/authenticate",
+        body=orjson.dumps({"client_id": client_id}),
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    token: str = orjson.loads(response.read())["access_token"]
+    connection.close()
+    return token
+
+
+def forget(repository: str) -> None:
+    """Leave the benchmark database as it was: every round starts on an equal table."""
+    import psycopg
+
+    url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM findings_findingevent WHERE finding_id IN "
+            "(SELECT id FROM findings_finding WHERE repository_name = %s)",
+            [repository],
+        )
+        conn.execute("DELETE FROM findings_finding WHERE repository_name = %s", [repository])
+        conn.execute("DELETE FROM findings_stream WHERE repository_name = %s", [repository])
+        conn.execute("DELETE FROM findings_upload WHERE repository_name = %s", [repository])
+        conn.execute("VACUUM ANALYZE findings_finding")
+        conn.execute("CHECKPOINT")
+
+
+CASES = [
+    ("first", "first upload"),
+    ("again", "identical re-upload"),
+    ("rescan", "CLI re-scan (new dates, build)"),
+    ("next", "next build (10% new/gone/changed)"),
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--findings", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--emit-body", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    if args.emit_body:
-        n, repository, variant = args.emit_body
-        sys.stdout.buffer.write(build_body(int(n), repository, variant))
-        return
+    n = args.findings
 
     ensure_database()
-    from django.conf import settings
-    from django.db import connection
-
     from apikeys.services import api_key_create
-    from apikeys.tokens import mint_token
-    from gerion.wsgi import application
+    from apikeys.signing_keys import generate_private_key_pem
 
-    settings.GERION_JWT_LIFETIME_SECONDS = 3600
-    run_tag = f"{os.getpid()}-{int(time.time())}"
-    api_key, _ = api_key_create(
+    tag = f"{os.getpid()}-{int(time.time())}"
+    _, key = api_key_create(
         name="bench",
-        client_id=f"bench-{run_tag}",
+        client_id=f"bench-{tag}",
         permissions=["write:findings"],
         actor_name="bench/ingest.py",
     )
-    token = mint_token(
-        client_id=api_key.client_id, api_key_id=api_key.api_key_id, scopes=["write:findings"]
-    ).token
-
-    first: list[float] = []
-    again: list[float] = []
-    following: list[float] = []
+    work = Path(tempfile.mkdtemp(prefix="gerion-bench-"))
+    key_path = work / "signing.pem"
+    key_path.write_bytes(generate_private_key_pem(2048))
+    key_path.chmod(0o600)
+    server = start_gunicorn(
+        args.workers,
+        key_path,
+        work / "gunicorn.log",
+        # A CLI-shaped finding is ~1.1 kB: 100,000 of them exceed the default limit.
+        GERION_MAX_BODY_BYTES=str(512 * 1024 * 1024),
+    )
+    times: dict[str, list[float]] = {case: [] for case, _ in CASES}
+    peaks: dict[str, list[float]] = {case: [] for case, _ in CASES}
     reference: list[float] = []
+    formats: list[str] = []
     body_mb = 0.0
+    try:
+        token = authenticate(server.url, key, f"bench-{tag}")
+        for round_ in range(args.repeat):
+            repository = f"bench/{tag}-{round_}"
+            bodies = {
+                "first": cli_body(n, repository, "first"),
+                "rescan": cli_body(n, repository, "rescan"),
+                "next": cli_body(n, repository, "next"),
+            }
+            bodies["again"] = bodies["first"]
+            body_mb = len(bodies["first"]) / 1e6
+            expected = {
+                "first": (n, 0, 0),
+                "again": (0, n, 0),
+                "rescan": (0, n, 0),
+                "next": (n // 10, n - n // 10, n // 10),
+            }
+            for case, _ in CASES:
+                server.reset_peaks()
+                elapsed, _, result = post(server.url, token, bodies[case])
+                counts = (result["created"], result["updated"], result["mitigated"])
+                assert counts == expected[case], (case, result)
+                times[case].append(elapsed)
+                peaks[case].append(worker_peak_rss(server) / 2**20)
+            rows = reference_rows(bodies["first"])
+            del bodies
+            gc.collect()
+            seconds, fmt = copy_reference(rows)
+            reference.append(seconds)
+            formats.append(fmt)
+            del rows
+            gc.collect()
+            forget(repository)
+    finally:
+        server.stop()
 
-    def upload(body: bytes, times: list[float]) -> dict[str, int]:
-        started = time.perf_counter()
-        status, content = wsgi_request(
-            application, "POST", "/api/v1/findings", body, {"Authorization": f"Bearer {token}"}
-        )
-        times.append(time.perf_counter() - started)
-        if status != 201:
-            raise SystemExit(f"upload failed: {status} {content[:500]!r}")
-        counts: dict[str, int] = orjson.loads(content)
-        return counts
-
-    n = args.findings
-    for round_ in range(args.repeat):
-        repository = f"bench/{run_tag}-{round_}"
-        body = body_from_subprocess(n, repository)
-        body_mb = len(body) / 1e6
-        upload(body, first)
-        counts = upload(body, again)
-        assert counts["updated"] == n, counts
-        del body
-        gc.collect()
-        reference.append(copy_reference(repository))
-        body = body_from_subprocess(n, repository, "next")
-        counts = upload(body, following)
-        assert (counts["created"], counts["mitigated"]) == (n // 10, n // 10), counts
-        del body
-        gc.collect()
-        with connection.cursor() as cursor:  # leave the benchmark database small
-            cursor.execute(
-                "DELETE FROM findings_findingevent WHERE finding_id IN "
-                "(SELECT id FROM findings_finding WHERE repository_name = %s)",
-                [repository],
-            )
-            cursor.execute("DELETE FROM findings_finding WHERE repository_name = %s", [repository])
-
-    med_first, med_again, med_next, med_copy = (
-        statistics.median(t) for t in (first, again, following, reference)
-    )
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(f"findings per upload      {n:,} ({body_mb:.1f} MB of JSON), {args.repeat} rounds")
-    print(f"first upload             {med_first:6.2f} s  {n / med_first:10,.0f} findings/s")
-    print(f"re-upload (duplicates)   {med_again:6.2f} s  {n / med_again:10,.0f} findings/s")
+    ref = statistics.median(reference)
     print(
-        f"next build (10% new, 10% gone, 10% changed)"
-        f"\n                         {med_next:6.2f} s  {n / med_next:10,.0f} findings/s"
+        f"{n:,} CLI-shaped findings per upload ({body_mb:.0f} MB of JSON), over HTTP to "
+        f"gunicorn ({args.workers} workers), medians of {args.repeat} rounds"
     )
-    print(f"raw COPY (reference)     {med_copy:6.2f} s  {n / med_copy:10,.0f} rows/s")
-    print(f"ratio COPY/first upload  {med_copy / med_first:6.2f}")
-    print(f"ratio COPY/re-upload     {med_copy / med_again:6.2f}")
-    print(f"ratio COPY/next build    {med_copy / med_next:6.2f}")
-    ratio = peak_mib * 1.048576 / body_mb
-    print(f"peak memory (max RSS)    {peak_mib:6.0f} MiB ({ratio:.1f}x the body)")
     print(
-        "rounds (first, re-upload, next build, copy): "
-        + "; ".join(
-            f"{a:.2f}/{b:.2f}/{c:.2f}/{d:.2f}"
-            for a, b, c, d in zip(first, again, following, reference, strict=True)
-        )
+        f"reference: COPY of the same rows into a plain table (identity primary key only), "
+        f"{ref:.2f} s, {n / ref:,.0f} rows/s ({max(set(formats), key=formats.count)} format)"
     )
+    print(f"{'case':36s} {'seconds':>8s} {'findings/s':>11s} {'ratio':>6s} {'worker RSS':>11s}")
+    for case, label in CASES:
+        seconds = statistics.median(times[case])
+        print(
+            f"{label:36s} {seconds:8.2f} {n / seconds:11,.0f} {ref / seconds:6.2f} "
+            f"{max(peaks[case]):8.0f} MiB"
+        )
+    print(
+        "rounds (s): "
+        + "; ".join(f"{case} " + "/".join(f"{t:.2f}" for t in times[case]) for case, _ in CASES)
+        + "; reference "
+        + "/".join(f"{t:.2f}" for t in reference)
+    )
+    first = statistics.median(times["first"])
+    print(f"largest first upload within the CLI's 5 s at this rate: ~{int(5 * n / first):,}")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +25,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import REPO, configure, ensure_database
+from bench.common import configure, ensure_database, start_gunicorn
 
 configure(REDIS_URL="redis://127.0.0.1:6379/14")
 
@@ -55,40 +52,6 @@ class Results:
         with self.lock:
             self.latencies[kind].append(time.perf_counter() - started)
             self.statuses[(kind, status)] += 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_gunicorn(workers: int, key_path: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        GERION_JWT_SIGNING_KEY=str(key_path),
-        GERION_WORKERS=str(workers),
-        GERION_BIND=f"127.0.0.1:{port}",
-    )
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "gerion.wsgi"],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"gunicorn did not start:\n{log.read_text()}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -127,7 +90,8 @@ def main() -> None:
     key_path = workdir / "jwt.pem"
     key_path.write_bytes(generate_private_key_pem(2048))
     key_path.chmod(0o600)
-    process, url = start_gunicorn(args.workers, key_path, workdir / "gunicorn.log")
+    server = start_gunicorn(args.workers, key_path, workdir / "gunicorn.log")
+    url = server.url
     results = Results()
     deadline = time.monotonic() + args.duration
     budget = threading.Semaphore(args.max_requests)
@@ -219,8 +183,7 @@ def main() -> None:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    server.stop()
 
     # The stored findings of these streams are exactly the ones acknowledged with a 201: none
     # lost, none left behind by a request that failed, each once.

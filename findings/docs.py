@@ -1,5 +1,5 @@
-"""OpenAPI descriptions of the findings API bodies. Documentation only: uploads are validated
-by findings.normalize, which is built for 100,000 findings a request."""
+"""OpenAPI descriptions of the findings API bodies. Documentation only: uploads are read by
+findings.readers (compiled msgspec decoding, built for 100,000 findings a request)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from rest_framework import serializers
 
 from findings.models import SEVERITY_ORDER, ScanType
 
-_SEVERITY_HELP = f"{', '.join(SEVERITY_ORDER)} (any case; default INFO)"
+_SEVERITY_HELP = (
+    f"{', '.join(SEVERITY_ORDER)} (any case; default INFO). Scanners' words (ERROR, WARNING, "
+    "UNKNOWN, moderate, negligible...) and CVSS scores are mapped, with a warning"
+)
 _SCAN_TYPE_HELP = f"{', '.join(ScanType.values)} (any case, e.g. Secrets, IaC)"
 
 Doc = serializers.Serializer[dict[str, Any]]
@@ -39,7 +42,9 @@ class FindingIn(Doc):
         required=False, allow_null=True, help_text="Must equal the metadata's if present"
     )
     file_path = serializers.CharField(required=False, allow_null=True, max_length=4096)
-    line_number = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    line_number = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="A numeric string is read too"
+    )
     active = serializers.BooleanField(required=False, allow_null=True)
     mitigated = serializers.BooleanField(required=False, allow_null=True)
     false_positive = serializers.BooleanField(required=False, allow_null=True)
@@ -52,12 +57,17 @@ class FindingIn(Doc):
     component_name = serializers.CharField(required=False, allow_null=True)
     component_version = serializers.CharField(required=False, allow_null=True)
     component_fix = serializers.CharField(required=False, allow_null=True)
-    cwe = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    cwe = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        allow_null=True,
+        help_text='"CWE-79", "CWE-79: Improper Neutralization ...", 79; a list or one value',
+    )
     cve = serializers.ListField(
         child=serializers.CharField(),
         required=False,
         allow_null=True,
-        help_text="A list, or one string",
+        help_text="A list, or one string (several may be separated by commas or spaces)",
     )
 
 
@@ -82,6 +92,11 @@ UploadRequest = PolymorphicProxySerializer(
 )
 
 
+class UploadWarning(Doc):
+    path = serializers.CharField(help_text="JSON path, e.g. findings[3].severity")
+    message = serializers.CharField()
+
+
 class UploadResult(Doc):
     upload_id = serializers.IntegerField()
     received = serializers.IntegerField(help_text="Findings in the body")
@@ -90,6 +105,12 @@ class UploadResult(Doc):
     updated = serializers.IntegerField(help_text="Seen before, refreshed")
     reactivated = serializers.IntegerField(help_text="Mitigated before, back now")
     mitigated = serializers.IntegerField(help_text="Open before, absent or fixed now")
+    warnings = UploadWarning(
+        many=True,
+        help_text="Descriptive values stored normalised (the scanner's value stays in the raw "
+        "data); the first 100",
+    )
+    warning_total = serializers.IntegerField(help_text="All warnings, listed or not")
 
 
 class FindingOut(Doc):

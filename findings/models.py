@@ -8,11 +8,30 @@ models describe the tables and serve the reads.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from apikeys.models import ApiKey
+
+
+class RawJSONField(models.JSONField):
+    """JSON kept as the text that was sent (PostgreSQL `json`, not `jsonb`): a scanner's
+    object exactly as it wrote it (key order, numbers, duplicates), stored without the cost of
+    converting 100,000 objects an upload to jsonb. Not for querying into."""
+
+    def db_type(self, connection: Any) -> str | None:
+        if connection.vendor == "postgresql":
+            return "json"
+        return super().db_type(connection)
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        # psycopg decodes `json` itself (Django only registers a text loader for jsonb).
+        if value is not None and not isinstance(value, str):
+            return value
+        return super().from_db_value(value, expression, connection)
 
 
 class Severity(models.TextChoices):
@@ -123,10 +142,11 @@ class Finding(models.Model):
     component_fix = models.TextField(blank=True)
     cwe = models.JSONField(default=list, blank=True)
     cve = models.JSONField(default=list, blank=True)
-    # The scanner's object exactly as sent (unknown fields included), and its digest: a
-    # re-upload rewrites a finding only when this changes (or its state does).
-    raw = models.JSONField(default=dict)
-    content_hash = models.CharField(max_length=32)
+    # The scanner's object exactly as sent (unknown fields included), and a 64-bit digest of
+    # what it says (findings.normalize.content_hash, without per-build values such as dates
+    # and build ids): a re-upload rewrites a finding only when this changes (or its state does).
+    raw = RawJSONField(default=dict)
+    content_hash = models.BigIntegerField(default=0)
 
     # Lifecycle, decided by uploads: open while the scanner keeps reporting it.
     active = models.BooleanField(default=True)
@@ -138,8 +158,15 @@ class Finding(models.Model):
     risk_accepted = models.BooleanField(default=False)
     # Why staff decided (required to accept a risk).
     triage_reason = models.TextField(blank=True)
+    # No index: nothing reads findings by who triaged them, and each index costs every
+    # inserted finding (an upload inserts 100,000).
     triaged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     triaged_at = models.DateTimeField(null=True, blank=True)
 
@@ -189,7 +216,6 @@ class Finding(models.Model):
             models.Index(
                 fields=["repository_name", "severity_rank", "-id"], name="finding_repo_rank_idx"
             ),
-            models.Index(fields=["scan_type", "id"], name="finding_scan_type_idx"),
         ]
 
     def __str__(self) -> str:

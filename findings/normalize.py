@@ -1,48 +1,58 @@
-"""Parse, validate and normalise a findings upload (SPEC "POST /api/v1/findings"). No I/O.
+"""What every upload format shares (SPEC "POST /api/v1/findings"): the strict checks of what
+identifies a stream or a finding, the tolerant normalisation of what only describes one, and
+the row a finding becomes. No I/O.
 
-Built for 100,000 findings in one body: the body is parsed once (orjson), each finding is
-checked by a plain loop over a field table (no serializer or model object per finding), and
-what comes out is one tuple per unique finding, ready for COPY. Every problem is reported with
-its JSON path; nothing is stored unless there are none.
+Identity is strict: a bad repository, branch, scan type or `finding_id` is an error, and any
+error refuses the whole upload (400, every problem listed with its JSON path). Description is
+tolerant: a value the service cannot use as given is normalised, truncated or left out of its
+column, the scanner's own value stays in the finding's raw data, and a warning with its path
+goes back in the 201 body. A pipeline never loses its upload over a descriptive field.
+
+Readers (findings.readers.*) turn a body into a ParsedUpload of Rows with these helpers; one
+write path (findings.merge) stores them.
 """
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from hashlib import blake2b
 from typing import Any
 
-import orjson
+import msgspec
+from xxhash import xxh3_64_intdigest
 
 from findings.models import SEVERITY_RANK, ScanType, Severity
 
 MAX_ERRORS_LISTED = 1000
+MAX_WARNINGS_LISTED = 100
 INT32_MAX = 2**31 - 1
+# Dates outside these years are not something a scanner means; PostgreSQL could store them
+# but they could not be read back once moved to UTC.
 MIN_YEAR, MAX_YEAR = 1900, 9999
-# The identity (repository, branch, finding_id) is one unique-index entry: bound its bytes.
+# The identity (repository, branch, scan type, finding_id) is one unique-index entry, and
+# PostgreSQL's btree entries are limited to ~2.7 kB: bound each part in bytes.
+IDENTITY_MAX_CHARS = 255
 IDENTITY_MAX_BYTES = 640
-# orjson serialises at most this many levels of nesting; deeper is refused with a path.
-MAX_DEPTH = 254
-# Fields the official CLI copies from the metadata into every finding. They change with every
-# build, so they are left out of a finding's content hash: otherwise every re-upload would
-# rewrite every finding.
-_PER_BUILD_FIELDS = frozenset(
-    {"build_id", "repository_name", "branch_name", "code_path", "last_update_date"}
-)
 
-_SEVERITIES = {s.value for s in Severity}
-_SEVERITY_ALIASES = {"INFORMATIONAL": "INFO", "NOTE": "INFO", "WARNING": "MEDIUM"}
-_SCAN_TYPES = {s.value for s in ScanType}
-_SCAN_TYPE_ALIASES = {"SECRET": "SECRETS"}
-_CWE_RE = re.compile(r"^(?:CWE-)?(\d{1,6})$", re.IGNORECASE)
+# Column limits of descriptive text: longer values are stored truncated (with a warning);
+# the whole value stays in the raw data.
+TITLE_MAX = 2000
+LONG_TEXT_MAX = 65536  # description, mitigation (OSV advisories run to 70,000+ characters)
+PATH_MAX = 4096
+SHORT_TEXT_MAX = 1024  # security scope, component name, version and fix
+MAX_LIST_ENTRIES = 100  # CWE and CVE ids of one finding
 
-# One finding, in the order of findings.merge.STAGING_COLUMNS.
+# One finding, in the order of findings.merge.ROW_COLUMNS, ready for a binary COPY: dates
+# naive in UTC (naive_utc), `cwe` and `cve` in jsonb's binary form (jsonb_list), `raw` the
+# JSON text as sent (msgspec.Raw or bytes).
 Row = tuple[Any, ...]
+# Positions in a Row that the write path reads.
+ROW_FINDING_ID = 0
+ROW_CONTENT_HASH = 17
+ROW_SEEN_ACTIVE = 18
+
+_encode = msgspec.json.encode
 
 
 class UploadInvalid(Exception):
@@ -59,8 +69,35 @@ class UploadInvalid(Exception):
         super().__init__(self.detail)
 
 
+class Problems:
+    """Errors (the upload is refused) and warnings (it is stored, normalised), each with the
+    JSON path it is about; both capped in what is listed, never in what is counted."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict[str, str]] = []
+        self.error_total = 0
+        self.warnings: list[dict[str, str]] = []
+        self.warning_total = 0
+
+    def error(self, path: str, message: str) -> None:
+        self.error_total += 1
+        if len(self.errors) < MAX_ERRORS_LISTED:
+            self.errors.append({"path": path, "message": message})
+
+    def warn(self, path: str, message: str) -> None:
+        self.warning_total += 1
+        if len(self.warnings) < MAX_WARNINGS_LISTED:
+            self.warnings.append({"path": path, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.error_total:
+            raise UploadInvalid(self.errors, self.error_total)
+
+
 @dataclass
 class ParsedUpload:
+    """One upload, read and checked: the stream it belongs to and one Row per unique finding."""
+
     envelope: str
     metadata: dict[str, Any]
     repository_name: str
@@ -74,62 +111,54 @@ class ParsedUpload:
     scan_duration: float | None
     received: int
     rows: list[Row] = field(repr=False)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    warning_total: int = 0
 
     @property
     def duplicates(self) -> int:
         return self.received - len(self.rows)
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.listed: list[dict[str, str]] = []
-        self.total = 0
-
-    def add(self, path: str, message: str) -> None:
-        self.total += 1
-        if len(self.listed) < MAX_ERRORS_LISTED:
-            self.listed.append({"path": path, "message": message})
+# --- identity: strict ------------------------------------------------------------------------
 
 
-# --- scalar normalisers: return the value, or raise ValueError with the message ------------
+def _bounded_identity(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if len(value) > IDENTITY_MAX_CHARS:
+        raise ValueError(f"must be at most {IDENTITY_MAX_CHARS} characters (got {len(value)})")
+    if len(value) * 4 > IDENTITY_MAX_BYTES and len(value.encode()) > IDENTITY_MAX_BYTES:
+        raise ValueError(f"must be at most {IDENTITY_MAX_BYTES} bytes in UTF-8")
+    return value
 
 
-def _text(limit: int, max_bytes: int | None = None) -> Callable[[Any], str]:
-    """A string of at most `limit` characters (and `max_bytes` UTF-8 bytes, for columns in a
-    unique index: PostgreSQL's btree entries are limited to ~2.7 kB), without NUL."""
-
-    def check(value: Any) -> str:
-        if (
-            type(value) is str
-            and len(value) <= limit
-            and "\x00" not in value
-            and (max_bytes is None or len(value) * 4 <= max_bytes)
-        ):
-            return value  # the common case, in one test
-        if not isinstance(value, str):
-            raise ValueError("must be a string")
-        if len(value) > limit:
-            raise ValueError(f"must be at most {limit} characters (got {len(value)})")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        if max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > max_bytes:
-            raise ValueError(f"must be at most {max_bytes} bytes in UTF-8")
-        return value
-
-    return check
-
-
-def normalize_severity(value: Any) -> str:
+def stream_name(value: Any) -> str:
+    """A repository or branch name: a non-empty string, trimmed (" acme/x" is "acme/x")."""
     if not isinstance(value, str):
-        raise ValueError("must be a string: CRITICAL, HIGH, MEDIUM, LOW or INFO")
-    upper = value.strip().upper()
-    upper = _SEVERITY_ALIASES.get(upper, upper)
-    if upper not in _SEVERITIES:
-        raise ValueError("must be one of CRITICAL, HIGH, MEDIUM, LOW, INFO")
-    return upper
+        raise ValueError("must be a string")
+    text = _bounded_identity(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def finding_id(value: Any) -> str:
+    """The scanner's id of a finding within its stream: a non-empty string (or an integer)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return _bounded_identity(value)
+
+
+_SCAN_TYPES = {s.value for s in ScanType}
+_SCAN_TYPE_ALIASES = {"SECRET": "SECRETS"}
 
 
 def normalize_scan_type(value: Any) -> str:
+    """SAST, SCA, SECRETS or IAC, in any case (the CLI sends "Secrets", "IaC")."""
     if not isinstance(value, str):
         raise ValueError("must be a string: SAST, SCA, SECRETS or IAC")
     upper = value.strip().upper()
@@ -139,420 +168,338 @@ def normalize_scan_type(value: Any) -> str:
     return upper
 
 
-def _datetime(value: Any) -> datetime:
-    if not isinstance(value, str) or len(value) > 64:
-        raise ValueError("must be an ISO 8601 date-time string")
-    text = value.strip()
-    # The CLI sends local-looking times without a zone: they are UTC. (Appending the zone is
-    # cheaper than replacing it on the parsed object, 200,000 times per large upload.)
-    if len(text) > 10 and not (text[-1] in "Zz" or "+" in text[10:] or "-" in text[10:]):
-        text += "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        # Stored and read back in UTC: an offset must not push it out of what can be read.
-        in_utc = moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ValueError("must be an ISO 8601 date-time") from None
-    if not MIN_YEAR <= in_utc.year <= MAX_YEAR:
-        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
-    return moment
+# --- description: tolerant -------------------------------------------------------------------
+
+_SEVERITIES = [s.value for s in Severity]
+# Our own words in the casings clients send: normalised without a warning (documented).
+SEVERITY_EXACT: dict[str, str] = {
+    spelling: word for word in _SEVERITIES for spelling in (word, word.lower(), word.capitalize())
+}
+# Other scanners' vocabularies: stored as the nearest of ours, with a warning.
+SEVERITY_FOREIGN: dict[str, str] = {
+    "ERROR": "HIGH",  # Semgrep/Opengrep rule severity, SARIF level
+    "WARNING": "MEDIUM",  # Semgrep/Opengrep, SARIF
+    "WARN": "MEDIUM",
+    "NOTE": "LOW",  # SARIF
+    "MODERATE": "MEDIUM",  # npm audit, GitHub advisories
+    "IMPORTANT": "HIGH",  # Red Hat
+    "BLOCKER": "CRITICAL",  # SonarQube
+    "MAJOR": "HIGH",
+    "MINOR": "LOW",
+    "NEGLIGIBLE": "INFO",  # Grype
+    "UNKNOWN": "INFO",  # Trivy, Grype
+    "UNDEFINED": "INFO",
+    "INFORMATIONAL": "INFO",
+    "INFORMATION": "INFO",
+    "NONE": "INFO",
+    "TRACE": "INFO",  # KICS
+    "INVENTORY": "INFO",  # Semgrep
+    "EXPERIMENT": "INFO",
+}
+DEFAULT_SEVERITY = Severity.INFO.value
 
 
-def _line_number(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be an integer or null")
-    if not 0 <= value <= INT32_MAX:
-        raise ValueError(f"must be between 0 and {INT32_MAX}")
-    return value
+def severity_from_score(score: float) -> str:
+    """A CVSS-like score in GitHub's bands (as code scanning reads security-severity)."""
+    if score >= 9.0:
+        return "CRITICAL"
+    if score >= 7.0:
+        return "HIGH"
+    if score >= 4.0:
+        return "MEDIUM"
+    if score > 0:
+        return "LOW"
+    return "INFO"
 
 
-def _cwe(value: Any) -> list[str]:
-    items = value if isinstance(value, list) else [value]
-    if len(items) > 100:
-        raise ValueError("must have at most 100 entries")
-    out = []
-    for item in items:
-        if type(item) is int and 0 <= item < 1_000_000:
-            out.append(f"CWE-{item}")
-            continue
-        if isinstance(item, bool) or not isinstance(item, int | str):
-            raise ValueError("entries must be integers or strings like 'CWE-79'")
-        match = _CWE_RE.match(str(item).strip())
-        if match is None:
-            raise ValueError(f"{str(item)[:40]!r} is not a CWE id")
-        out.append(f"CWE-{int(match.group(1))}")
-    return out
-
-
-def _cve(value: Any) -> list[str]:
-    if type(value) is str and "," not in value and 0 < len(value) <= 64 and "\x00" not in value:
-        value = value.strip()
-        if value:
-            return [value]  # the CLI's usual single CVE
-        raise ValueError("entries must be non-empty strings of at most 64 characters")
+def severity(value: Any, path: str, problems: Problems) -> str:
+    """One of ours; scanners' words and CVSS scores are mapped (warning); anything else is
+    INFO, the documented default (warning). A missing severity is INFO without a warning."""
+    if value is None:
+        return DEFAULT_SEVERITY
     if isinstance(value, str):
-        items: list[Any] = [part for part in (p.strip() for p in value.split(",")) if part]
-    elif isinstance(value, list):
-        items = value
+        word = value.strip()
+        exact = SEVERITY_EXACT.get(word) or SEVERITY_EXACT.get(word.upper())
+        if exact is not None:
+            return exact
+        if not word:
+            return DEFAULT_SEVERITY
+        foreign = SEVERITY_FOREIGN.get(word.upper())
+        if foreign is not None:
+            problems.warn(path, f"{_show(value)} is not a severity of ours: stored as {foreign}")
+            return foreign
+        try:
+            score: float | None = float(word)
+        except ValueError:
+            score = None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        score = float(value)
     else:
-        raise ValueError("must be a string or a list of strings")
-    if len(items) > 100:
-        raise ValueError("must have at most 100 entries")
-    cleaned = []
-    for item in items:
-        text = item.strip() if isinstance(item, str) else ""
-        if not text or len(text) > 64 or "\x00" in text:
-            raise ValueError("entries must be non-empty strings of at most 64 characters")
-        cleaned.append(text)
-    return cleaned
+        score = None
+    if score is not None and 0 <= score <= 10:
+        mapped = severity_from_score(score)
+        problems.warn(path, f"score {_show(value)} stored as {mapped} (CVSS bands)")
+        return mapped
+    problems.warn(path, f"unknown severity {_show(value)}: stored as {DEFAULT_SEVERITY}")
+    return DEFAULT_SEVERITY
 
 
-# The stored columns of a finding, in staging order after finding_id and title:
-# (key, normaliser, value when missing or null).
-_OPTIONAL_FIELDS: list[tuple[str, Callable[[Any], Any], Any]] = [
-    ("severity", normalize_severity, Severity.INFO.value),
-    ("file_path", _text(4096), ""),
-    ("line_number", _line_number, None),
-    ("creation_date", _datetime, None),
-    ("last_update_date", _datetime, None),
-    ("description", _text(65536), ""),
-    ("mitigation", _text(65536), ""),
-    ("security_scope", _text(1024), ""),
-    ("component_name", _text(1024), ""),
-    ("component_version", _text(1024), ""),
-    ("component_fix", _text(1024), ""),
-    ("cwe", _cwe, []),
-    ("cve", _cve, []),
-]
-_FINDING_ID = _text(255, IDENTITY_MAX_BYTES)
-_TITLE = _text(2000)
+def _show(value: Any) -> str:
+    """A scanner's value, short, for a message."""
+    text = value if isinstance(value, str) else _encode(value).decode()
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
-def _finding_id(value: Any) -> str:
+def text(value: Any, limit: int, path: str, problems: Problems) -> str:
+    """A string for a text column: numbers become their text, NUL characters (which
+    PostgreSQL cannot store) are replaced, an over-long value is truncated; other values are
+    left out of the column. Each with a warning; the raw data keeps what was sent."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = _encode(value).decode()
+            problems.warn(path, "a number: stored as text")
+        else:
+            problems.warn(path, "must be a string: left out (kept in the raw data)")
+            return ""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+        problems.warn(path, "NUL characters replaced with U+FFFD")
+    if len(value) > limit:
+        problems.warn(
+            path, f"{len(value)} characters: stored truncated to {limit} (kept whole in raw data)"
+        )
+        value = value[:limit]
+    return str(value)
+
+
+def line_number(value: Any, path: str, problems: Problems) -> int | None:
+    """A line number (0 .. 2**31-1); a numeric string is read as one (warning); anything
+    else is left out (warning)."""
+    if value is None:
+        return None
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text = _FINDING_ID(value)
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text
-
-
-def _title(value: Any) -> str:
-    text = _TITLE(value)
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text
-
-
-def _find_nul(value: Any, path: str) -> str | None:
-    """The JSON path of the first string (or key) holding a NUL character; PostgreSQL cannot
-    store one in text or jsonb, so it is refused rather than silently altered. Iterative: a
-    deeply nested document must not exhaust the interpreter's stack."""
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return where
-        elif isinstance(item, dict):
-            for key, child in reversed(item.items()):
-                if "\x00" in key:
-                    return f"{where}.{key!r}"
-                stack.append((child, f"{where}.{key}"))
-        elif isinstance(item, list):
-            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+        if 0 <= number <= INT32_MAX:
+            problems.warn(path, "a numeric string: read as a number")
+            return number
+    if number is not None and 0 <= number <= INT32_MAX:
+        if not isinstance(value, int):
+            problems.warn(path, f"{_show(value)} read as {number}")
+        return number
+    problems.warn(path, f"{_show(value)} is not a line number: left out")
     return None
 
 
-# --- the envelope and the metadata ----------------------------------------------------------
-
-
-def _envelope(document: Any) -> tuple[str, str, Any, str, Any]:
-    """(envelope name, metadata path, metadata, findings path, findings)."""
-    if not isinstance(document, dict):
-        raise UploadInvalid(
-            [{"path": "$", "message": 'must be an object: {"metadata": ..., "findings": [...]}'}],
-            1,
-        )
-    if "findings_data" in document:
-        data = document["findings_data"]
-        if not isinstance(data, dict):
-            raise UploadInvalid([{"path": "findings_data", "message": "must be an object"}], 1)
-        if "scan_metadata" in data:
-            return (
-                "cli",
-                "findings_data.scan_metadata",
-                data["scan_metadata"],
-                "findings_data.findings",
-                data.get("findings"),
-            )
-        return (
-            "cli-legacy",
-            "findings_data.metadata",
-            data.get("metadata"),
-            "findings_data.findings",
-            data.get("findings"),
-        )
-    return (
-        "documented",
-        "metadata",
-        document.get("metadata"),
-        "findings",
-        document.get("findings"),
-    )
-
-
-def _stream_name(meta: dict[str, Any], key: str, path: str, errors: _Errors) -> str:
-    """A repository or branch name: required, trimmed (" acme/x" is "acme/x"), and bounded
-    in bytes as part of the unique identity."""
-    value = meta.get(key)
+def moment(value: Any, path: str, problems: Problems) -> datetime | None:
+    """An ISO 8601 date-time (a date alone is midnight; no zone is UTC, as the CLI sends),
+    returned naive in UTC (see naive_utc); anything else is left out with a warning."""
     if value is None:
-        errors.add(f"{path}.{key}", "is required")
-        return ""
-    try:
-        text = _text(255, IDENTITY_MAX_BYTES)(value).strip()
-    except ValueError as exc:
-        errors.add(f"{path}.{key}", str(exc))
-        return ""
-    if not text:
-        errors.add(f"{path}.{key}", "must not be empty")
-    return text
-
-
-def _optional(
-    meta: dict[str, Any],
-    key: str,
-    path: str,
-    check: Callable[[Any], Any],
-    default: Any,
-    errors: _Errors,
-) -> Any:
-    value = meta.get(key)
-    if value is None:
-        return default
-    try:
-        return check(value)
-    except ValueError as exc:
-        errors.add(f"{path}.{key}", str(exc))
-        return default
-
-
-def _build_id(value: Any) -> str | None:
-    # CI variables arrive as strings or numbers; an unset one as null (kept, not refused).
-    if value is None or value == "":
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _text(255)(value)
-
-
-def _scan_duration(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number of seconds") from None
-    if not 0 <= number < 10**9:
-        raise ValueError("must be a non-negative number of seconds")
-    return number
-
-
-# --- the whole upload -----------------------------------------------------------------------
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Parsing 100,000 findings allocates millions of containers, none of them cyclic; the
-    cyclic collector would scan the growing heap again and again (more than half of the
-    parse time). Reference counting still frees everything as usual."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def parse_upload(body: bytes) -> ParsedUpload:
-    """The normalised upload, or UploadInvalid listing every problem (capped at 1000)."""
-    with _cyclic_gc_paused():
-        return _parse_upload(body)
-
-
-def _parse_upload(body: bytes) -> ParsedUpload:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UploadInvalid([], 0, f"The body is not valid JSON: {exc}") from None
-    errors = _Errors()
-    envelope, meta_path, meta, findings_path, findings = _envelope(document)
-
-    if not isinstance(findings, list):
-        errors.add(findings_path, "is required and must be a list (it may be empty)")
-        findings = []
-    if not isinstance(meta, dict):
-        # Without metadata its fields cannot be checked one by one; the findings still are.
-        errors.add(meta_path, "is required and must be an object")
-        _findings(findings, findings_path, None, None, errors)
-        raise UploadInvalid(errors.listed, errors.total)
-
-    repository = _stream_name(meta, "repository_name", meta_path, errors)
-    branch = _stream_name(meta, "branch_name", meta_path, errors)
-    if "code_path" not in meta:
-        errors.add(f"{meta_path}.code_path", "is required")
-    code_path = _optional(meta, "code_path", meta_path, _text(4096), "", errors)
-    # Documented as required, but a CI variable that is unset must not lose the upload:
-    # null and missing are both "no build id".
-    build_id = _optional(meta, "build_id", meta_path, _build_id, None, errors)
-    scan_type = _optional(meta, "scan_type", meta_path, normalize_scan_type, None, errors)
-    commit_hash = _optional(meta, "commit_hash", meta_path, _text(128), "", errors)
-    commit_author = _optional(meta, "commit_author", meta_path, _text(255), "", errors)
-    cicd_platform = _optional(meta, "cicd_platform", meta_path, _text(100), "", errors)
-    # Informational only (the CLI's timing): an odd value is kept in the metadata as sent, not
-    # worth refusing the scan over.
-    try:
-        scan_duration = (
-            _scan_duration(meta["scan_duration"]) if meta.get("scan_duration") is not None else None
-        )
-    except ValueError:
-        scan_duration = None
-    nul_in_meta = _find_nul(meta, meta_path)
-    if nul_in_meta:
-        errors.add(nul_in_meta, "must not contain NUL characters")
-    try:
-        orjson.dumps(meta)
-    except orjson.JSONEncodeError:
-        errors.add(meta_path, f"is nested too deeply (at most {MAX_DEPTH} levels)")
-
-    rows, scan_type = _findings(findings, findings_path, repository, scan_type, errors)
-    if scan_type is None and errors.total == 0:
-        errors.add(
-            f"{meta_path}.scan_type",
-            "is required when no finding carries a scan_type (SAST, SCA, SECRETS, IAC)",
-        )
-    if errors.total:
-        raise UploadInvalid(errors.listed, errors.total)
-    assert scan_type is not None
-    return ParsedUpload(
-        envelope=envelope,
-        metadata=meta,
-        repository_name=repository,
-        branch_name=branch,
-        scan_type=scan_type,
-        build_id=build_id,
-        code_path=code_path,
-        commit_hash=commit_hash,
-        commit_author=commit_author,
-        cicd_platform=cicd_platform,
-        scan_duration=scan_duration,
-        received=len(findings),
-        rows=rows,
-    )
-
-
-def _findings(
-    findings: list[Any],
-    base: str,
-    repository: str | None,
-    scan_type: str | None,
-    errors: _Errors,
-) -> tuple[list[Row], str | None]:
-    """One row per unique finding_id (the last occurrence wins), and the upload's scan type
-    (the metadata's, or the one all findings agree on). Empties `findings` as it goes."""
-    rows: dict[str, Row] = {}
-    dumps = orjson.dumps
-    inferred_from: str | None = None
-    for index, finding in enumerate(findings):
-        # Let go of the parsed object as soon as its row exists: peak memory stays near the
-        # larger of the two, not their sum.
-        findings[index] = None
-        path = f"{base}[{index}]"
-        if not isinstance(finding, dict):
-            errors.add(path, "must be an object")
-            continue
-        before = errors.total
-        get = finding.get
-
+    parsed: datetime | None = None
+    if isinstance(value, str) and len(value) <= 64:
         try:
-            finding_id = _finding_id(get("finding_id"))
-        except ValueError as exc:
-            errors.add(
-                f"{path}.finding_id", "is required" if get("finding_id") is None else str(exc)
-            )
-            finding_id = ""
-        try:
-            title = _title(get("title"))
-        except ValueError as exc:
-            errors.add(f"{path}.title", "is required" if get("title") is None else str(exc))
-            title = ""
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            parsed = None
+    if parsed is not None:
+        if in_range(parsed):
+            return naive_utc(parsed)
+        problems.warn(path, f"{_show(value)} is outside the years {MIN_YEAR}-{MAX_YEAR}: left out")
+        return None
+    problems.warn(path, f"{_show(value)} is not an ISO 8601 date-time: left out")
+    return None
 
-        values: list[Any] = [finding_id, title]
-        for key, check, default in _OPTIONAL_FIELDS:
-            value = get(key)
-            if value is None:
-                values.append(default)
+
+def naive_utc(moment: datetime) -> datetime:
+    """Dates of findings travel naive in UTC: most arrive without a zone (the CLI's), and
+    attaching one to each of 200,000 values costs more than the rest of their reading. The
+    write path sends them to timestamptz columns as UTC (findings.merge)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def in_range(moment: datetime) -> bool:
+    """Within the readable years, also once moved to UTC (an offset may cross a year)."""
+    if MIN_YEAR < moment.year < MAX_YEAR:
+        return True
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return MIN_YEAR <= moment.year <= MAX_YEAR and MIN_YEAR <= in_utc.year <= MAX_YEAR
+
+
+def flag(value: Any, path: str, problems: Problems) -> bool | None:
+    """true/false; "true"/"false" strings are read (warning); anything else is ignored."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        problems.warn(path, "a string: read as a boolean")
+        return value.strip().lower() == "true"
+    problems.warn(path, f"{_show(value)} is not true or false: ignored")
+    return None
+
+
+# CWE ids as scanners write them: "CWE-79", "cwe-79", "CWE-79: Improper Neutralization ..."
+# (Semgrep and Opengrep rules), "external/cwe/cwe-79" (CodeQL tags), or the bare number.
+_CWE_IN_TEXT = re.compile(r"(?i)\bcwe[-_ ]?(\d{1,7})\b")
+_CWE_PLAIN = re.compile(r"(?i)^\s*(?:cwe-?)?(\d{1,7})\s*$")
+
+
+def _cwe_of(item: Any) -> tuple[list[str], bool]:
+    """The CWE ids in one entry, and whether the entry was in a form we store as given."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        return ([f"CWE-{item}"], True) if 0 <= item < 10_000_000 else ([], False)
+    if not isinstance(item, str):
+        return [], False
+    plain = _CWE_PLAIN.match(item)
+    if plain is not None:
+        return [f"CWE-{int(plain.group(1))}"], True
+    return [f"CWE-{int(n)}" for n in _CWE_IN_TEXT.findall(item)], False
+
+
+def cwe(value: Any, path: str, problems: Problems) -> list[str]:
+    """CWE ids as "CWE-<n>", in order, once each. Labels ("CWE-89: Improper ...") are read
+    without a warning (the CLI passes Semgrep's on); entries with no id are left out."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    unreadable = 0
+    for item in items:
+        ids, _ = _cwe_of(item)
+        if not ids and not (isinstance(item, str) and not item.strip()):
+            unreadable += 1
+        for cwe_id in ids:
+            if cwe_id not in out:
+                out.append(cwe_id)
+    if unreadable:
+        problems.warn(path, f"{_entries(unreadable)} without a CWE id: left out")
+    if len(out) > MAX_LIST_ENTRIES:
+        problems.warn(path, f"{len(out)} CWE ids: the first {MAX_LIST_ENTRIES} are stored")
+        out = out[:MAX_LIST_ENTRIES]
+    return out
+
+
+def _entries(count: int) -> str:
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
+_CVE_SPLIT = re.compile(r"[\s,;]+")
+CVE_MAX = 64
+
+
+def cve(value: Any, path: str, problems: Problems) -> list[str]:
+    """Vulnerability ids (CVE, GHSA, OSV...) as a list, once each: a list, or one string
+    that may hold several separated by commas or spaces."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items: list[Any] = _CVE_SPLIT.split(value)
+    elif isinstance(value, list):
+        items = value
+    else:
+        problems.warn(path, "must be a string or a list of strings: left out")
+        return []
+    out: list[str] = []
+    dropped = 0
+    for item in items:
+        if isinstance(item, str):
+            ident = item.strip()
+            if not ident:
                 continue
-            try:
-                values.append(check(value))
-            except ValueError as exc:
-                errors.add(f"{path}.{key}", str(exc))
-                values.append(default)
+            if len(ident) <= CVE_MAX and "\x00" not in ident:
+                if ident not in out:
+                    out.append(ident)
+                continue
+        dropped += 1
+    if dropped:
+        problems.warn(path, f"{_entries(dropped)} that are not ids: left out")
+    if len(out) > MAX_LIST_ENTRIES:
+        problems.warn(path, f"{len(out)} ids: the first {MAX_LIST_ENTRIES} are stored")
+        out = out[:MAX_LIST_ENTRIES]
+    return out
 
-        own_repository = get("repository_name")
-        if (
-            own_repository is not None
-            and repository is not None
-            and (not isinstance(own_repository, str) or own_repository.strip() != repository)
-        ):
-            errors.add(f"{path}.repository_name", "differs from the metadata's repository_name")
-        own_scan_type = get("scan_type")
-        if own_scan_type is not None:
-            try:
-                normalized = normalize_scan_type(own_scan_type)
-            except ValueError as exc:
-                errors.add(f"{path}.scan_type", str(exc))
-            else:
-                if scan_type is None:
-                    scan_type, inferred_from = normalized, path
-                elif normalized != scan_type:
-                    where = f"{inferred_from}.scan_type" if inferred_from else "the metadata"
-                    errors.add(
-                        f"{path}.scan_type", f"is {normalized}, but {where} says {scan_type}"
-                    )
-        seen_active = True
-        for key in ("active", "mitigated", "false_positive"):
-            value = get(key)
-            if value is not None and not isinstance(value, bool):
-                errors.add(f"{path}.{key}", "must be true, false or null")
-        # The scanner itself may report a finding as fixed; it then counts as mitigated.
-        if get("active") is False or get("mitigated") is True:
-            seen_active = False
 
-        try:
-            raw = dumps(finding)
-        except orjson.JSONEncodeError:
-            errors.add(path, f"is nested too deeply (at most {MAX_DEPTH} levels)")
-            continue
-        # A NUL elsewhere (unknown fields): the known fields already reported their own.
-        if errors.total == before and b"\\u0000" in raw:
-            nul_path = _find_nul(finding, path)
-            if nul_path:
-                errors.add(nul_path, "must not contain NUL characters")
-        if errors.total != before:
-            continue
-        values.insert(3, SEVERITY_RANK[values[2]])
-        values[-2] = dumps(values[-2]).decode()  # cwe as JSON text
-        values[-1] = dumps(values[-1]).decode()  # cve as JSON text
-        values.append(raw.decode())
-        if _PER_BUILD_FIELDS.isdisjoint(finding):
-            hashed = raw
-        else:
-            hashed = dumps({k: v for k, v in finding.items() if k not in _PER_BUILD_FIELDS})
-        values.append(blake2b(hashed, digest_size=16).hexdigest())
-        values.append(seen_active)
-        rows[finding_id] = tuple(values)
-    return list(rows.values()), scan_type
+# --- the row -------------------------------------------------------------------------------
+
+
+def content_hash(content: tuple[Any, ...]) -> int:
+    """A signed 64-bit digest of what a finding says: its descriptive columns, then anything
+    else it carries (raw JSON values), never per-build values such as its build, dates or
+    commit. A re-upload rewrites a finding only when this changes. (Not a security boundary:
+    whoever could make two contents collide may write the finding anyway; xxh3 is ~15x
+    cheaper a call than blake2b, which counts at 100,000 findings.)"""
+    return xxh3_64_intdigest(_encode(content)) - _SIGNED_OFFSET
+
+
+_SIGNED_OFFSET = 1 << 63  # unsigned 64-bit -> PostgreSQL's signed bigint, one to one
+
+
+# jsonb's binary input: a version byte, then the JSON text.
+JSONB_VERSION = b"\x01"
+EMPTY_JSONB_LIST = JSONB_VERSION + b"[]"
+
+
+def jsonb_list(values: list[str]) -> bytes:
+    """A list of ids in jsonb's binary form, as the write path sends it."""
+    return JSONB_VERSION + _encode(values) if values else EMPTY_JSONB_LIST
+
+
+def make_row(
+    *,
+    finding_id: str,
+    title: str,
+    severity: str,
+    file_path: str,
+    line_number: int | None,
+    creation_date: datetime | None,
+    last_update_date: datetime | None,
+    description: str,
+    mitigation: str,
+    security_scope: str,
+    component_name: str,
+    component_version: str,
+    component_fix: str,
+    cwe: list[str],
+    cve: list[str],
+    raw: msgspec.Raw,
+    extras: tuple[Any, ...],
+    seen_active: bool,
+) -> Row:
+    """The Row of one finding, from values already normalised (for readers without a fast
+    path of their own; see findings.readers.envelope for the one built for volume)."""
+    cwe_json, cve_json = jsonb_list(cwe), jsonb_list(cve)
+    content = (
+        title, severity, file_path, line_number, description, mitigation, security_scope,
+        component_name, component_version, component_fix, cwe_json, cve_json,
+    )  # fmt: skip
+    return (
+        finding_id,
+        title,
+        severity,
+        SEVERITY_RANK[severity],
+        file_path,
+        line_number,
+        creation_date,
+        last_update_date,
+        description,
+        mitigation,
+        security_scope,
+        component_name,
+        component_version,
+        component_fix,
+        cwe_json,
+        cve_json,
+        raw,
+        content_hash(content + extras),
+        seen_active,
+    )

@@ -98,6 +98,7 @@ class FindingFilters:
     branch_name: str | None = None
     scan_type: str | None = None
     severities: tuple[str, ...] = ()
+    min_severity: str | None = None  # this one and above
     active_only: bool = False
     status: str | None = None
 
@@ -125,6 +126,8 @@ def findings_filtered(filters: FindingFilters) -> QuerySet[Finding]:
     if filters.severities:
         # The rank, not the name: it is what the (repository, rank, id) index holds.
         queryset = queryset.filter(severity_rank__in=[SEVERITY_RANK[s] for s in filters.severities])
+    if filters.min_severity is not None:
+        queryset = queryset.filter(severity_rank__lte=SEVERITY_RANK[filters.min_severity])
     if filters.active_only:
         queryset = queryset.filter(active=True)
     if filters.status is not None:

@@ -16,7 +16,8 @@ from django.utils import timezone
 from apikeys.models import ApiKey
 from findings.merge import MergeCounts, UploadContext, merge_upload
 from findings.models import Finding, FindingEvent, Stream, Upload
-from findings.normalize import ParsedUpload, parse_upload
+from findings.normalize import ParsedUpload
+from findings.readers import read_upload
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class IngestResult:
     received: int
     duplicates: int
     counts: MergeCounts
+    warnings: list[dict[str, str]]
+    warning_total: int
 
     def as_response(self) -> dict[str, Any]:
         return {
@@ -34,6 +37,8 @@ class IngestResult:
             "received": self.received,
             "duplicates": self.duplicates,
             **asdict(self.counts),
+            "warnings": self.warnings,
+            "warning_total": self.warning_total,
         }
 
 
@@ -55,7 +60,7 @@ def findings_ingest(*, body: bytes, api_key: ApiKey, client_id: str) -> IngestRe
 
     Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body.
     """
-    parsed = parse_upload(body)
+    parsed = read_upload(body)
     if connection.vendor == "postgresql":
         return _store(parsed, api_key, client_id)
     with _embedded_write_lock:
@@ -118,7 +123,12 @@ def _store(parsed: ParsedUpload, api_key: ApiKey, client_id: str) -> IngestResul
         )
         Upload.objects.filter(pk=upload.pk).update(**asdict(counts))
     result = IngestResult(
-        upload_id=upload.pk, received=parsed.received, duplicates=parsed.duplicates, counts=counts
+        upload_id=upload.pk,
+        received=parsed.received,
+        duplicates=parsed.duplicates,
+        counts=counts,
+        warnings=parsed.warnings,
+        warning_total=parsed.warning_total,
     )
     logger.info(
         "findings upload stored",
@@ -127,7 +137,9 @@ def _store(parsed: ParsedUpload, api_key: ApiKey, client_id: str) -> IngestResul
             "repository_name": parsed.repository_name,
             "branch_name": parsed.branch_name,
             "scan_type": parsed.scan_type,
-            "counts": result.as_response(),
+            "counts": asdict(counts),
+            "received": parsed.received,
+            "warning_total": parsed.warning_total,
         },
     )
     return result

@@ -1,4 +1,5 @@
-"""HTTP endpoints of the findings API: upload (POST) and query (GET) /api/v1/findings."""
+"""HTTP endpoints of the findings API: upload (POST) and query (GET) /api/v1/findings, and the
+official CLI's report path (GET /api/v1/reporting/findings)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from apikeys.authentication import HasScope, principal_of
 from findings import docs
 from findings.cursors import decode_cursor, encode_cursor
 from findings.models import SEVERITY_ORDER, ScanType
-from findings.normalize import UploadInvalid, normalize_scan_type, normalize_severity
+from findings.normalize import SEVERITY_EXACT, UploadInvalid, normalize_scan_type
 from findings.selectors import FindingFilters, findings_api_page
 from findings.services import findings_ingest
 from gerion.problems import ProblemError
@@ -47,6 +48,9 @@ class FindingQuery(serializers.Serializer[dict[str, Any]]):
     severity = serializers.CharField(
         required=False, help_text=f"One or more of {', '.join(SEVERITY_ORDER)}, comma-separated"
     )
+    min_severity = serializers.CharField(
+        required=False, help_text=f"This severity and above: one of {', '.join(SEVERITY_ORDER)}"
+    )
     active_only = serializers.BooleanField(required=False, default=False)
     limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=MAX_LIMIT)
     cursor = serializers.CharField(required=False, help_text="From the Link header's next URL")
@@ -58,10 +62,29 @@ class FindingQuery(serializers.Serializer[dict[str, Any]]):
             raise serializers.ValidationError(str(exc)) from None
 
     def validate_severity(self, value: str) -> tuple[str, ...]:
-        try:
-            return tuple(normalize_severity(part) for part in value.split(",") if part.strip())
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        return tuple(_severity(part) for part in value.split(",") if part.strip())
+
+    def validate_min_severity(self, value: str) -> str:
+        return _severity(value)
+
+
+class ReportQuery(FindingQuery):
+    severity = serializers.CharField(
+        required=False,
+        help_text=f"Minimum severity: this one and above ({', '.join(SEVERITY_ORDER)})",
+    )
+    min_severity = None  # type: ignore[assignment]
+
+    def validate_severity(self, value: str) -> str:  # type: ignore[override]
+        return _severity(value)
+
+
+def _severity(value: str) -> str:
+    """A severity filter: one of ours, in any case."""
+    word = SEVERITY_EXACT.get(value.strip()) or SEVERITY_EXACT.get(value.strip().upper())
+    if word is None:
+        raise serializers.ValidationError(f"must be one of {', '.join(SEVERITY_ORDER)}")
+    return word
 
 
 class FindingsView(APIView):
@@ -111,19 +134,55 @@ class FindingsView(APIView):
         query = FindingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        after_id = _after_id(data["cursor"]) if "cursor" in data else None
-        filters = FindingFilters(
-            repository_name=data.get("repository_name"),
-            branch_name=data.get("branch_name"),
-            scan_type=data.get("scan_type"),
-            severities=data.get("severity", ()),
-            active_only=data["active_only"],
-        )
-        rows, next_after = findings_api_page(filters, limit=data["limit"], after_id=after_id)
-        headers = {}
-        if next_after is not None:
-            params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-            params["cursor"] = encode_cursor([next_after])
-            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
-            headers["Link"] = f'<{next_url}>; rel="next"'
-        return Response(rows, headers=headers)
+        severities, minimum = data.get("severity", ()), data.get("min_severity")
+        return _findings_page(request, data, severities=severities, min_severity=minimum)
+
+
+class ReportingFindingsView(APIView):
+    """The path the newest official CLI's `report` command calls: the same findings, with
+    `severity` as a minimum (the CLI documents `--severity HIGH` as HIGH and above)."""
+
+    permission_classes = [HasScope]
+    required_scope = {"GET": "read:findings"}
+
+    @extend_schema(
+        operation_id="reporting_findings_list",
+        summary="List findings for a report (severity is a minimum)",
+        parameters=[ReportQuery],
+        responses={
+            200: OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),
+            **problem_responses(400, 401, 403),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = ReportQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return _findings_page(request, data, severities=(), min_severity=data.get("severity"))
+
+
+def _findings_page(
+    request: Request,
+    data: dict[str, Any],
+    *,
+    severities: tuple[str, ...],
+    min_severity: str | None,
+) -> Response:
+    """One page of the selection as a bare JSON array, and the next page's URL in Link."""
+    after_id = _after_id(data["cursor"]) if "cursor" in data else None
+    filters = FindingFilters(
+        repository_name=data.get("repository_name"),
+        branch_name=data.get("branch_name"),
+        scan_type=data.get("scan_type"),
+        severities=severities,
+        min_severity=min_severity,
+        active_only=data["active_only"],
+    )
+    rows, next_after = findings_api_page(filters, limit=data["limit"], after_id=after_id)
+    headers = {}
+    if next_after is not None:
+        params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+        params["cursor"] = encode_cursor([next_after])
+        next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return Response(rows, headers=headers)

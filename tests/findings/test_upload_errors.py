@@ -46,76 +46,50 @@ def body_with(finding_changes=None, metadata_changes=None, drop=()):
     return body
 
 
+# What identifies a stream or a finding must be valid: each of these refuses the upload.
+# (What only describes a finding is tolerated: see test_tolerant.py.)
 INVALID = [
     # (id, body, expected paths)
     ("title-missing", body_with(drop=["finding.title"]), ["findings[1].title"]),
-    ("finding-id-missing", body_with(drop=["finding.finding_id"]), ["findings[1].finding_id"]),
-    ("title-number", body_with({"title": 42}), ["findings[1].title"]),
+    ("title-null", body_with({"title": None}), ["findings[1].title"]),
     ("title-empty", body_with({"title": "   "}), ["findings[1].title"]),
-    ("title-10k", body_with({"title": "x" * 10_000}), ["findings[1].title"]),
-    ("finding-id-10k", body_with({"finding_id": "x" * 10_000}), ["findings[1].finding_id"]),
-    ("file-path-10k", body_with({"file_path": "a/" * 5_000}), ["findings[1].file_path"]),
-    ("severity-unknown", body_with({"severity": "URGENT"}), ["findings[1].severity"]),
-    ("severity-list", body_with({"severity": ["HIGH"]}), ["findings[1].severity"]),
-    ("scan-type-unknown", body_with({"scan_type": "DAST"}), ["findings[1].scan_type"]),
-    ("scan-type-disagrees", body_with({"scan_type": "SCA"}), ["findings[1].scan_type"]),
-    ("line-string", body_with({"line_number": "12"}), ["findings[1].line_number"]),
-    ("line-float", body_with({"line_number": 1.5}), ["findings[1].line_number"]),
-    ("line-negative", body_with({"line_number": -1}), ["findings[1].line_number"]),
-    ("line-huge", body_with({"line_number": 2**40}), ["findings[1].line_number"]),
-    ("line-bool", body_with({"line_number": True}), ["findings[1].line_number"]),
-    ("date-garbage", body_with({"creation_date": "yesterday"}), ["findings[1].creation_date"]),
-    ("date-number", body_with({"creation_date": 1700000000}), ["findings[1].creation_date"]),
-    ("active-string", body_with({"active": "yes"}), ["findings[1].active"]),
-    ("cwe-junk", body_with({"cwe": ["not-a-cwe"]}), ["findings[1].cwe"]),
-    ("cve-object", body_with({"cve": {"id": "CVE-1"}}), ["findings[1].cve"]),
     (
-        "repository-mismatch",
-        body_with({"repository_name": "evil/other"}),
-        ["findings[1].repository_name"],
-    ),
-    (
-        "nested-junk-title",
+        "title-an-object",
         body_with({"title": {"a": [{"b": [1, {"c": None}]}]}}),
         ["findings[1].title"],
     ),
-    ("nul-in-title", body_with({"title": "bad\x00title"}), ["findings[1].title"]),
-    (
-        "nul-in-unknown-field",
-        body_with({"extra": {"deep": ["ok", "bad\x00"]}}),
-        ["findings[1].extra.deep[1]"],
-    ),
-    # Dates that PostgreSQL would store but nobody could read back once in UTC.
-    (
-        "date-year-1-east",
-        body_with({"creation_date": "0001-01-01T00:00:00+14:00"}),
-        ["findings[1].creation_date"],
-    ),
-    (
-        "date-year-9999-west",
-        body_with({"last_update_date": "9999-12-31T23:59:59-14:00"}),
-        ["findings[1].last_update_date"],
-    ),
-    ("date-year-1000", body_with({"creation_date": "1000-01-01"}), ["findings[1].creation_date"]),
-    # Nesting orjson reads (up to 1024 levels) but cannot write back (254).
-    ("nested-300-in-unknown-field", body_with({"extra": nested(300)}), ["findings[1]"]),
-    ("nested-500-in-metadata", body_with(metadata_changes={"ci": nested(500)}), ["metadata"]),
+    ("finding-id-missing", body_with(drop=["finding.finding_id"]), ["findings[1].finding_id"]),
+    ("finding-id-blank", body_with({"finding_id": "  "}), ["findings[1].finding_id"]),
+    ("finding-id-10k", body_with({"finding_id": "x" * 10_000}), ["findings[1].finding_id"]),
+    ("finding-id-a-list", body_with({"finding_id": ["f1"]}), ["findings[1].finding_id"]),
+    ("finding-id-nul", body_with({"finding_id": "f\x001"}), ["findings[1].finding_id"]),
     # 255 characters, but four bytes each: too long for one unique-index entry.
     (
         "finding-id-astral",
         body_with({"finding_id": "\U0001f512" * 255}),
         ["findings[1].finding_id"],
     ),
+    ("scan-type-unknown", body_with({"scan_type": "DAST"}), ["findings[1].scan_type"]),
+    ("scan-type-a-number", body_with({"scan_type": 7}), ["findings[1].scan_type"]),
+    ("scan-type-disagrees", body_with({"scan_type": "SCA"}), ["findings[1].scan_type"]),
+    (
+        "repository-mismatch",
+        body_with({"repository_name": "evil/other"}),
+        ["findings[1].repository_name"],
+    ),
     (
         "repository-astral",
         body_with(metadata_changes={"repository_name": "\U0001f512" * 255}),
         ["metadata.repository_name"],
     ),
-    ("cve-blank", body_with({"cve": " "}), ["findings[1].cve"]),
-    ("cve-blank-in-list", body_with({"cve": [" "]}), ["findings[1].cve"]),
     (
         "metadata-repository-missing",
         body_with(drop=["metadata.repository_name"]),
+        ["metadata.repository_name"],
+    ),
+    (
+        "metadata-repository-null",
+        body_with(metadata_changes={"repository_name": None}),
         ["metadata.repository_name"],
     ),
     (
@@ -123,12 +97,17 @@ INVALID = [
         body_with(metadata_changes={"branch_name": 5}),
         ["metadata.branch_name"],
     ),
-    ("metadata-code-path-missing", body_with(drop=["metadata.code_path"]), ["metadata.code_path"]),
+    (
+        "metadata-branch-nul",
+        body_with(metadata_changes={"branch_name": "ma\x00in"}),
+        ["metadata.branch_name"],
+    ),
     (
         "metadata-scan-type-bad",
         body_with(metadata_changes={"scan_type": "XSS"}),
         ["metadata.scan_type"],
     ),
+    ("nested-100-in-metadata", body_with(metadata_changes={"ci": nested(100)}), ["metadata"]),
     (
         "findings-not-a-list",
         {"metadata": documented_body([])["metadata"], "findings": {}},
@@ -149,8 +128,8 @@ INVALID = [
     ),
     (
         "cli-path-in-cli-envelope",
-        cli_body([copy.deepcopy(CLI_SECRET) | {"line_number": "x"}]),
-        ["findings_data.findings[0].line_number"],
+        cli_body([copy.deepcopy(CLI_SECRET) | {"finding_id": ""}]),
+        ["findings_data.findings[0].finding_id"],
     ),
     ("no-scan-type-anywhere", documented_body(sast(1), scan_type=None), ["metadata.scan_type"]),
     (
@@ -180,16 +159,17 @@ def test_an_invalid_body_is_a_400_listing_each_problem_and_stores_nothing(
 def test_every_problem_is_listed_not_only_the_first(client, writer):
     findings = sast(5)
     findings[0]["title"] = None
-    findings[2]["severity"] = "SEVERE"
-    findings[4]["line_number"] = "L12"
+    findings[2]["scan_type"] = "DAST"
+    findings[3]["severity"] = "SEVERE"  # only describes: a warning, not a problem
+    findings[4]["finding_id"] = ""
     body = documented_body(findings)
     body["metadata"]["branch_name"] = ""
     problem = post(client, writer, body).json()
     assert [e["path"] for e in problem["errors"]] == [
         "metadata.branch_name",
         "findings[0].title",
-        "findings[2].severity",
-        "findings[4].line_number",
+        "findings[2].scan_type",
+        "findings[4].finding_id",
     ]
     assert_nothing_stored()
 
@@ -211,9 +191,21 @@ def test_a_flood_of_errors_is_capped_and_counted(client, writer):
         b'{"metadata": }',
         b"\xff\xfe",
         b"[" * 5000,
-        b'{"findings": [' + b"1" * 400 + b"]}",
+        b"[" * 5000 + b"]" * 5000,
+        b'{"metadata": {"repository_name": "\\ud800"}, "findings": []}',
+        b'{"metadata": {}, "findings": [{"title": "a\tb"}]}',
     ],
-    ids=["blank", "truncated", "text", "syntax", "not-utf8", "too-deep", "huge-integer"],
+    ids=[
+        "blank",
+        "truncated",
+        "text",
+        "syntax",
+        "not-utf8",
+        "too-deep",
+        "deeper-than-we-read",
+        "lone-surrogate",
+        "raw-control-character",
+    ],
 )
 def test_a_body_that_is_not_json_is_a_400(client, writer, raw):
     response = post(client, writer, raw)

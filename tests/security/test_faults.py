@@ -256,7 +256,7 @@ def test_a_database_lost_in_the_middle_of_an_upload_leaves_nothing_half_written(
     thread.start()
     # Cut the database at the moment the server is writing the upload: watch PostgreSQL
     # (directly, not through the proxy) for the upload's statements.
-    writing = _wait_for_statement("gerion_finding", until=lambda: not thread.is_alive())
+    writing = _wait_for_statement("COPY findings_finding", until=lambda: not thread.is_alive())
     db_proxy.cut()
     thread.join(timeout=120)
     db_proxy.restore()
