@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -406,7 +407,7 @@ def _body(
     first_seen: dict[str, datetime],
 ) -> bytes:
     repository, branch, scan_type, envelope = stream
-    metadata = {
+    metadata: dict[str, Any] = {
         "repository_name": repository,
         "branch_name": branch,
         "build_id": build_id,
@@ -489,7 +490,7 @@ def demo_seed(*, username: str, password: str) -> DemoResult:
         result.user_created = True
     client_id = "demo-ci"
     if ApiKey.objects.filter(client_id=client_id).exists():
-        client_id = f"demo-ci-{rng.randrange(16**6):06x}"
+        client_id = f"demo-ci-{secrets.token_hex(3)}"
     result.api_key, result.plaintext_key = api_key_create(
         name="Demo CI",
         client_id=client_id,

@@ -27,9 +27,7 @@ class Command(BaseCommand):
             help="Add the demo even though the database already holds findings",
         )
         parser.add_argument("--username", default="demo", help="Staff user to create (demo)")
-        parser.add_argument(
-            "--password", help="Its password (default: a random one, printed once)"
-        )
+        parser.add_argument("--password", help="Its password (default: a random one, printed once)")
         parser.add_argument(
             "--url", default="http://127.0.0.1:8000", help="Where the service answers"
         )
@@ -42,12 +40,18 @@ class Command(BaseCommand):
                 f"The database already holds {existing} findings; seeddemo fills an empty one. "
                 "Use --force to add the demo anyway (make demo DEMO_ARGS=--force)."
             )
-        if options["verbosity"] < 2:
-            # One log line per upload and decision would bury the sign-in instructions.
-            for name in ("findings", "apikeys"):
-                logging.getLogger(name).setLevel(logging.WARNING)
         password = options["password"] or secrets.token_urlsafe(12)
-        result = demo_seed(username=options["username"], password=password)
+        # One log line per upload and decision would bury the sign-in instructions.
+        quiet = options["verbosity"] < 2
+        loggers = [logging.getLogger(name) for name in ("findings", "apikeys")]
+        levels = [logger.level for logger in loggers]
+        try:
+            for logger in loggers:
+                logger.setLevel(logging.WARNING if quiet else logger.level)
+            result = demo_seed(username=options["username"], password=password)
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
         assert result.api_key is not None
         url = options["url"].rstrip("/")
         self.stdout.write(
