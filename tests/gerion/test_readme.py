@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from tests.support.checkout import LineReader, end_group, fresh_copy, newcomer_env
+from tests.support.checkout import LineReader, end_group, fresh_copy, newcomer_env, sign_in, start
 from tests.support.servers import REPO, free_port
 
 
@@ -104,7 +103,7 @@ PAUSE = "--- the newcomer opens the dashboard now ---"
 
 @pytest.mark.slow
 def test_the_quickstart_runs_as_written_on_a_fresh_copy_and_fills_the_dashboard(tmp_path):
-    start, stop = quickstart_blocks()
+    first_block, stop_block = quickstart_blocks()
     checkout = fresh_copy(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
@@ -112,20 +111,16 @@ def test_the_quickstart_runs_as_written_on_a_fresh_copy_and_fills_the_dashboard(
     url = f"http://127.0.0.1:{port}"
     # Pasted into one shell, as a reader does; -e and pipefail only make a failing step stop
     # the test instead of scrolling by. PORT is the variable the block documents.
-    shell = subprocess.Popen(
+    shell = start(
         ["bash", "-e", "-o", "pipefail", "-s"],
-        cwd=checkout,
-        env=newcomer_env(home, PORT=str(port)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        checkout,
+        newcomer_env(home, PORT=str(port)),
+        stdin=True,
     )
     assert shell.stdin is not None
     output = LineReader(shell)
     try:
-        shell.stdin.write(f"{start}\necho '{PAUSE}'\n")
+        shell.stdin.write(f"{first_block}\necho '{PAUSE}'\n")
         shell.stdin.flush()
         lines = output.until(PAUSE, timeout=300)
         transcript = "\n".join(lines)
@@ -144,26 +139,15 @@ def test_the_quickstart_runs_as_written_on_a_fresh_copy_and_fills_the_dashboard(
         assert f"Dashboard: {url}/" in transcript
 
         # The dashboard, signed in with the staff user the block created.
-        username = re.search(r"--username (\S+)", start).group(1)
-        password = re.search(r"DJANGO_SUPERUSER_PASSWORD=(\S+)", start).group(1)
-        browser = requests.Session()
-        browser.get(f"{url}/accounts/login/", timeout=10)
-        signed_in = browser.post(
-            f"{url}/accounts/login/",
-            data={
-                "username": username,
-                "password": password,
-                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
-            },
-            timeout=10,
-        )
-        assert signed_in.url == f"{url}/", signed_in.text[:500]
+        username = re.search(r"--username (\S+)", first_block).group(1)
+        password = re.search(r"DJANGO_SUPERUSER_PASSWORD=(\S+)", first_block).group(1)
+        browser = sign_in(url, username, password)
         dashboard = browser.get(f"{url}/", timeout=10)
         assert dashboard.status_code == 200
         for repository in ("acme/web-shop", "acme/payments-api"):
             assert repository in dashboard.text
 
-        shell.stdin.write(stop)
+        shell.stdin.write(stop_block)
         shell.stdin.close()
         output.rest(timeout=60)
         assert shell.wait(timeout=10) == 0

@@ -15,9 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.checkout import LineReader, end_group, fresh_copy, newcomer_env, wait_for_health
+from tests.support.checkout import (
+    LineReader,
+    end_group,
+    fresh_copy,
+    newcomer_env,
+    sign_in,
+    start,
+    wait_for_health,
+)
 from tests.support.servers import REPO, free_port
 
 MAKE = shutil.which("make") or "make"
@@ -102,15 +109,7 @@ def test_ctrl_c_stops_make_run_at_once_with_one_clear_line_while_clients_hold_co
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # Its own session and process group, like a terminal's foreground job.
-    run = subprocess.Popen(
-        [MAKE, "run", f"PORT={port}"],
-        cwd=checkout,
-        env=newcomer_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    run = start([MAKE, "run", f"PORT={port}"], checkout, newcomer_env(home))
     output = LineReader(run)
     clients = []
     try:
@@ -153,63 +152,41 @@ def test_make_demo_fills_make_runs_database_once_and_says_how_to_sign_in(tmp_pat
     home = tmp_path / "home"
     home.mkdir()
     port = free_port()
-    demo = subprocess.run(
-        [MAKE, "demo", f"PORT={port}"],
-        cwd=checkout,
-        env=newcomer_env(home),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+
+    def make_demo():
+        return subprocess.run(
+            [MAKE, "demo", f"PORT={port}"],
+            cwd=checkout,
+            env=newcomer_env(home),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+
+    demo = make_demo()
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    sign_in = re.search(
+    sign_in_line = re.search(
         rf"Sign in at http://127\.0\.0\.1:{port}/accounts/login/ as demo with password (\S+)",
         demo.stdout,
     )
-    assert sign_in, demo.stdout
+    assert sign_in_line, demo.stdout
     # make run's database: the embedded SQLite file under the checkout's var/.
     assert (checkout / "var" / "db.sqlite3").stat().st_size > 0
 
-    again = subprocess.run(
-        [MAKE, "demo", f"PORT={port}"],
-        cwd=checkout,
-        env=newcomer_env(home),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    again = make_demo()
     assert again.returncode != 0
     assert "already holds" in again.stderr
     assert "DEMO_ARGS=--force" in again.stderr
 
     # And make run serves it: the printed password signs in, the dashboard shows the demo.
-    run = subprocess.Popen(
-        [MAKE, "run", f"PORT={port}"],
-        cwd=checkout,
-        env=newcomer_env(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    run = start([MAKE, "run", f"PORT={port}"], checkout, newcomer_env(home))
+    LineReader(run)  # keeps the pipe flowing
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_health(url, run)
-        browser = requests.Session()
-        browser.get(f"{url}/accounts/login/", timeout=10)
-        browser.post(
-            f"{url}/accounts/login/",
-            data={
-                "username": "demo",
-                "password": sign_in.group(1),
-                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
-            },
-            timeout=10,
-        )
+        browser = sign_in(url, "demo", sign_in_line.group(1))
         dashboard = browser.get(f"{url}/", timeout=10)
-        assert dashboard.url == f"{url}/"
         for repository in ("acme/web-shop", "acme/payments-api", "acme/infra", "acme/mobile-app"):
             assert repository in dashboard.text
     finally:

@@ -86,24 +86,25 @@ class LineReader:
 
         threading.Thread(target=pump, daemon=True).start()
 
+    def _next(self, deadline: float, waiting_for: str) -> str | None:
+        try:
+            return self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(
+                f"no {waiting_for} in time; output so far:\n" + "\n".join(self.lines)
+            ) from None
+
     def until(self, marker: str, timeout: float) -> list[str]:
         """Lines up to the one equal to `marker` (excluded)."""
         start = len(self.lines)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no {marker!r} within {timeout} s; output so far:\n" + "\n".join(self.lines)
-                ) from None
+        while (line := self._next(deadline, repr(marker))) != marker:
             if line is None:
                 raise AssertionError(
                     f"the output ended before {marker!r}:\n" + "\n".join(self.lines)
                 )
-            if line == marker:
-                return self.lines[start:]
             self.lines.append(line)
+        return self.lines[start:]
 
     def drain(self) -> list[str]:
         """The lines written so far, without waiting for more."""
@@ -122,16 +123,43 @@ class LineReader:
         """Every line until the output ends."""
         start = len(self.lines)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(
-                    f"the output did not end within {timeout} s:\n" + "\n".join(self.lines)
-                ) from None
-            if line is None:
-                return self.lines[start:]
+        while (line := self._next(deadline, "end of the output")) is not None:
             self.lines.append(line)
+        return self.lines[start:]
+
+
+def start(
+    command: list[str], checkout: Path, env: dict[str, str], *, stdin: bool = False
+) -> subprocess.Popen[str]:
+    """`command` in its own session and process group, like a terminal's foreground job,
+    stdout and stderr in one text pipe."""
+    return subprocess.Popen(
+        command,
+        cwd=checkout,
+        env=env,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def sign_in(url: str, username: str, password: str) -> requests.Session:
+    """A browser-like session signed in on the staff login page."""
+    session = requests.Session()
+    session.get(f"{url}/accounts/login/", timeout=10)
+    signed_in = session.post(
+        f"{url}/accounts/login/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        timeout=10,
+    )
+    assert signed_in.url == f"{url}/", signed_in.text[:500]
+    return session
 
 
 def end_group(process: subprocess.Popen[str]) -> None:
