@@ -1,7 +1,11 @@
 # The two commands: `make run` starts the service on embedded defaults; `make test` passes the
 # whole suite against PostgreSQL and Redis. Both install what they need into .venv first.
 
-PYTHON ?= python3
+# pyproject.toml's requires-python: 3.11 or 3.12. The first of these that runs one is used
+# (a command on PATH proves nothing: pyenv puts shims there for versions that are not active).
+# PYTHON=/path/to/python overrides. Only looked up when .venv is created.
+PY_SUPPORTED := import sys; sys.exit(sys.version_info[:2] not in [(3, 11), (3, 12)])
+PYTHON ?= $(firstword $(foreach p,python3.12 python3.11 python3,$(shell $(p) -c '$(PY_SUPPORTED)' >/dev/null 2>&1 && echo $(p))))
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
@@ -10,26 +14,40 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/gerion
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint check bench load install install-dev browser clean
+# `make run PORT=8080` serves elsewhere; GERION_BIND (host:port) overrides both.
+PORT        ?= 8000
+GERION_BIND ?= 127.0.0.1:$(PORT)
+
+.PHONY: run demo test lint check bench load install install-dev browser clean
+
+# Expands to nothing when .venv exists, so a missing interpreter only matters for a new one.
+NEW_VENV = $(if $(wildcard $(PY)),,$(or $(PYTHON),$(error Python 3.12 or 3.11 is needed (python3.12, python3.11 or python3 on PATH), or name one: make PYTHON=/path/to/python3.12)) -m venv $(VENV))
 
 $(VENV)/.runtime: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(NEW_VENV)
 	$(PIP) install .
 	touch $@
 
 $(VENV)/.dev: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(NEW_VENV)
 	$(PIP) install '.[dev]'
 	touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-## Start the service on http://127.0.0.1:8000 (SQLite, in-process cache, generated dev key).
+## Start the service on http://127.0.0.1:8000 (SQLite, in-process cache, generated dev key);
+## Ctrl-C stops it.
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/gunicorn gerion.wsgi
+	$(VENV)/bin/gunicorn gerion.wsgi --bind $(GERION_BIND)
+
+## Fill make run's database with a demo (findings/management/commands/seeddemo.py); refuses a
+## database that holds findings unless DEMO_ARGS=--force.
+demo: $(VENV)/.runtime
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py seeddemo --url http://$(GERION_BIND) $(DEMO_ARGS)
 
 ## Browser tests drive Debian's Chromium and chromedriver (a browser that a test tool downloads
 ## cannot run on our machines); installed here when missing and we may (root).

@@ -1,11 +1,13 @@
 """gunicorn settings, read by `gunicorn gerion.wsgi` from the repository root.
 
 Environment: GERION_BIND (127.0.0.1:8000), GERION_WORKERS, GERION_THREADS, GERION_WORKER_CLASS,
-GERION_TIMEOUT.
+GERION_TIMEOUT, GERION_CONTROL_SOCKET.
 """
 
+import logging
 import multiprocessing
 import os
+import sys
 
 bind = [os.environ.get("GERION_BIND", "127.0.0.1:8000")]
 
@@ -59,3 +61,27 @@ loglevel = os.environ.get("GERION_LOG_LEVEL", "info").lower()
 # Where gunicorn itself may trust X-Forwarded-* (scheme); the client IP the application uses
 # is decided by GERION_TRUSTED_PROXY_COUNT (gerion/net.py).
 forwarded_allow_ips = os.environ.get("GERION_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# gunicorn >= 25.1 opens a control socket (for gunicornc) at $HOME/.gunicorn/gunicorn.ctl by
+# default: a file outside the checkout, shared by every gunicorn of the user (so two instances
+# fight over it) and not writable by the image's user. Off unless a path is given. (Older
+# gunicorns ignore both settings.)
+control_socket_disable = not os.environ.get("GERION_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GERION_CONTROL_SOCKET"]
+
+
+def worker_int(worker: object) -> None:
+    """Ctrl-C (SIGINT) or SIGQUIT, gunicorn's quick shutdown: the worker ends here, at once.
+
+    Without this, the worker returns to Python's exit, which joins every request thread of the
+    gthread pool; a thread still reading from a client (a request or an upload half sent)
+    never returns, and one waiting on a connection opened ahead of use takes seconds, so the
+    master waits graceful_timeout (30 s), kills the worker and logs "Worker was sent SIGKILL!
+    Perhaps out of memory?". A quick shutdown owes those requests nothing: the database rolls
+    back whatever transaction they had open. SIGTERM keeps its graceful meaning.
+    """
+    logging.shutdown()  # flushes the log lines already written
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
