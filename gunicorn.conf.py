@@ -71,6 +71,13 @@ if not control_socket_disable:
     control_socket = os.environ["GERION_CONTROL_SOCKET"]
 
 
+def post_fork(server: object, worker: object) -> None:
+    """Each worker's allocator gives large uploads' memory back (gerion/memory.py)."""
+    from gerion.memory import tune_allocator
+
+    tune_allocator()
+
+
 def worker_int(worker: object) -> None:
     """Ctrl-C (SIGINT) or SIGQUIT, gunicorn's quick shutdown: the worker ends here, at once.
 

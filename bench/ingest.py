@@ -39,6 +39,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import configure, ensure_database, start_gunicorn, worker_peak_rss
 
+# A database of its own (BENCH_DATABASE_URL + "_ingest"): each round empties its findings.
+os.environ["BENCH_DATABASE_URL"] = (
+    os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench") + "_ingest"
+)
 configure(REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
 
 PACKAGES = ["lodash", "requests", "log4j-core", "openssl", "jackson-databind", "urllib3", "axios"]
@@ -156,20 +160,27 @@ def reference_rows(body: bytes) -> list[tuple[Any, ...]]:
 
 def copy_reference(rows: list[tuple[Any, ...]]) -> tuple[float, str]:
     """Seconds to COPY the rows into a plain table with only the identity primary key (the
-    faster of text and binary COPY), and which format that was."""
+    faster of text and binary COPY), and which format that was. Its columns have the types
+    of the findings table's (the raw JSON too: json or jsonb, whichever the table uses)."""
     import psycopg
-    from psycopg.types.json import Jsonb
+    from psycopg.types.json import Json, Jsonb
 
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     best: tuple[float, str] | None = None
     with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'findings_finding'::regclass AND attname = 'raw'"
+        ).fetchone()
+        assert found is not None
+        raw_type = str(found[0])
         for fmt in ("text", "binary"):
             conn.execute("DROP TABLE IF EXISTS bench_copy_reference")
             conn.execute(
                 "CREATE TABLE bench_copy_reference (repository_name varchar(255), "
                 "branch_name varchar(255), scan_type varchar(16), finding_id varchar(255), "
-                "title text, severity varchar(8), file_path text, line_number integer, "
-                "description text, raw jsonb, "
+                f"title text, severity varchar(8), file_path text, line_number integer, "
+                f"description text, raw {raw_type}, "
                 "PRIMARY KEY (repository_name, branch_name, scan_type, finding_id))"
             )
             conn.execute("CHECKPOINT")
@@ -178,9 +189,10 @@ def copy_reference(rows: list[tuple[Any, ...]]) -> tuple[float, str]:
             statement = f"COPY bench_copy_reference FROM STDIN{options}"
             with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
                 if fmt == "binary":
-                    copy.set_types(["text"] * 7 + ["int4", "text", "jsonb"])
+                    copy.set_types(["text"] * 7 + ["int4", "text", raw_type])
+                    wrap = Jsonb if raw_type == "jsonb" else Json
                     for row in rows:
-                        copy.write_row((*row[:9], Jsonb(row[9], dumps=_as_is)))
+                        copy.write_row((*row[:9], wrap(row[9], dumps=_as_is)))
                 else:
                     for row in rows:
                         copy.write_row(row)
@@ -231,21 +243,16 @@ def authenticate(url: str, key: str, client_id: str) -> str:
     return token
 
 
-def forget(repository: str) -> None:
-    """Leave the benchmark database as it was: every round starts on an equal table."""
+def empty_findings() -> None:
+    """Every round starts on empty findings tables, as the reference does (this benchmark has
+    a database of its own)."""
     import psycopg
 
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "DELETE FROM findings_findingevent WHERE finding_id IN "
-            "(SELECT id FROM findings_finding WHERE repository_name = %s)",
-            [repository],
+            "TRUNCATE findings_findingevent, findings_finding, findings_stream, findings_upload"
         )
-        conn.execute("DELETE FROM findings_finding WHERE repository_name = %s", [repository])
-        conn.execute("DELETE FROM findings_stream WHERE repository_name = %s", [repository])
-        conn.execute("DELETE FROM findings_upload WHERE repository_name = %s", [repository])
-        conn.execute("VACUUM ANALYZE findings_finding")
         conn.execute("CHECKPOINT")
 
 
@@ -294,6 +301,7 @@ def main() -> None:
     body_mb = 0.0
     try:
         token = authenticate(server.url, key, f"bench-{tag}")
+        empty_findings()
         for round_ in range(args.repeat):
             repository = f"bench/{tag}-{round_}"
             bodies = {
@@ -324,7 +332,7 @@ def main() -> None:
             formats.append(fmt)
             del rows
             gc.collect()
-            forget(repository)
+            empty_findings()
     finally:
         server.stop()
 

@@ -19,6 +19,7 @@ narrow read of the stream (finding_id, id, content digest, active); then
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +56,7 @@ ROW_COLUMNS = [
     ("cwe", "jsonb"),
     ("cve", "jsonb"),
     ("raw", "json"),
+    ("raw_elided", "int4"),
     ("content_hash", "int8"),
     ("seen_active", "bool"),
 ]
@@ -116,42 +118,57 @@ class MergeCounts:
     mitigated: int
 
 
+class RepeatedFindingId(Exception):
+    """A finding_id came twice in one upload: the merge cannot stream it (the last occurrence
+    wins, and the first may be written already); the caller starts over with the rows
+    deduplicated (findings.normalize.ParsedUpload.read_all)."""
+
+
 def merge_upload(
-    connection: BaseDatabaseWrapper, context: UploadContext, rows: list[Row]
+    connection: BaseDatabaseWrapper, context: UploadContext, rows: Iterator[Row]
 ) -> MergeCounts:
+    """Store the rows of one upload (each finding_id once, else RepeatedFindingId) and keep
+    the lifecycle; new findings are written while the next rows are being read."""
     writer = _Writer(connection, context)
     with connection.cursor() as cursor:
         writer.cursor = cursor
         stored = writer.stored_state()
-        new: list[Row] = []
+        seen: set[str] = set()
         changed: list[tuple[int, bool, Row]] = []
         reactivated = reported_fixed = 0
-        for row in rows:
-            before = stored.pop(row[ROW_FINDING_ID], None)
-            if before is None:
-                new.append(row)
-                continue
-            pk, digest, was_active = before
-            seen_active = row[ROW_SEEN_ACTIVE]
-            if was_active and seen_active and digest == row[ROW_CONTENT_HASH]:
-                continue  # unchanged and still open: its last sighting is the stream's head
-            changed.append((pk, was_active, row))
-            if seen_active and not was_active:
-                reactivated += 1
-            elif was_active and not seen_active:
-                reported_fixed += 1
-        # What is left was not reported: the open ones are gone in this build.
+
+        def new_rows() -> Iterator[Row]:
+            nonlocal reactivated, reported_fixed
+            for row in rows:
+                finding_id = row[ROW_FINDING_ID]
+                if finding_id in seen:
+                    raise RepeatedFindingId(finding_id)
+                seen.add(finding_id)
+                before = stored.pop(finding_id, None)
+                if before is None:
+                    yield row
+                    continue
+                pk, digest, was_active = before
+                seen_active = row[ROW_SEEN_ACTIVE]
+                if was_active and seen_active and digest == row[ROW_CONTENT_HASH]:
+                    continue  # unchanged and still open: last seen in the stream's head
+                changed.append((pk, was_active, row))
+                if seen_active and not was_active:
+                    reactivated += 1
+                elif was_active and not seen_active:
+                    reported_fixed += 1
+
+        created = writer.insert(new_rows())
+        # What is left was not reported: the open ones are gone in this build. (With no
+        # previous upload nothing was open; only rows not written by uploads could be.)
         absent = [pk for pk, _, was_active in stored.values() if was_active]
-        del stored
-        # (No previous upload, nothing was open: only rows not written by uploads could be.)
+        stored.clear()
         gone = writer.mitigate(absent) if absent and context.previous_upload_id else 0
-        if new:
-            writer.insert(new)
         if changed:
             writer.rewrite(changed)
     return MergeCounts(
-        created=len(new),
-        updated=len(rows) - len(new),
+        created=created,
+        updated=len(seen) - created,
         reactivated=reactivated,
         mitigated=gone + reported_fixed,
     )
@@ -218,7 +235,8 @@ class _Writer:
         self.cursor.execute(f"DROP TABLE {_GONE}")
         return count
 
-    def insert(self, rows: list[Row]) -> None:
+    def insert(self, rows: Iterator[Row]) -> int:
+        """New findings, as the rows come; how many."""
         c = self.context
         stream = (c.repository_name, c.branch_name, c.scan_type)
         seen = (c.now, c.upload_id, c.build_id)
@@ -231,7 +249,7 @@ class _Writer:
              *untriaged, *seen, *seen)
             for row in rows
         )  # fmt: skip
-        self._write("findings_finding", _NEW_COLUMNS, full)
+        return self._write("findings_finding", _NEW_COLUMNS, full)
 
     def rewrite(self, changed: list[tuple[int, bool, Row]]) -> None:
         """Findings reported again whose content or state changed: their content, state and
@@ -280,8 +298,10 @@ class _Writer:
         )
         self.cursor.execute(f"DROP TABLE {_CHANGED}")
 
-    def _write(self, table: str, columns: list[tuple[str, str]], rows: Any) -> None:
+    def _write(self, table: str, columns: list[tuple[str, str]], rows: Iterator[Any]) -> int:
+        """Rows into `table`, as they come; how many."""
         names = ", ".join(name for name, _ in columns)
+        count = 0
         if self.postgres:
             # Binary COPY sends each value in its column's binary input form, which some Row
             # values already are: JSON as bytes (json: the text, jsonb: a version byte and
@@ -297,21 +317,21 @@ class _Writer:
             self.cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
             with self.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(wire)
+                write = copy.write_row
                 for row in rows:
-                    copy.write_row(row)
-            return
+                    write(row)
+                    count += 1
+            return count
         converters = [_sqlite_converter(kind, self.adapt) for _, kind in columns]
         marks = ", ".join(["%s"] * len(columns))
-        self.cursor.executemany(
-            f"INSERT INTO {table} ({names}) VALUES ({marks})",
-            [
-                tuple(
-                    v if f is None or v is None else f(v)
-                    for f, v in zip(converters, row, strict=True)
-                )
-                for row in rows
-            ],
-        )
+        values = [
+            tuple(
+                v if f is None or v is None else f(v) for f, v in zip(converters, row, strict=True)
+            )
+            for row in rows
+        ]
+        self.cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", values)
+        return len(values)
 
 
 def _sqlite_converter(kind: str, adapt: Any) -> Any:

@@ -34,6 +34,27 @@ class RawJSONField(models.JSONField):
         return super().from_db_value(value, expression, connection)
 
 
+# Fields of a scanner's finding that a column may hold exactly as it was sent. The raw data
+# leaves out those that do (an upload does not send the same text to the database twice),
+# `raw_elided` says which, and Finding.scanner_data puts them back.
+ELIDABLE_FIELDS = (
+    "finding_id",
+    "title",
+    "severity",
+    "file_path",
+    "line_number",
+    "description",
+    "mitigation",
+    "security_scope",
+    "component_name",
+    "component_version",
+    "component_fix",
+    "cwe",
+    "cve",
+)
+ELIDED_BIT = {name: 1 << position for position, name in enumerate(ELIDABLE_FIELDS)}
+
+
 class Severity(models.TextChoices):
     CRITICAL = "CRITICAL", "Critical"
     HIGH = "HIGH", "High"
@@ -142,10 +163,13 @@ class Finding(models.Model):
     component_fix = models.TextField(blank=True)
     cwe = models.JSONField(default=list, blank=True)
     cve = models.JSONField(default=list, blank=True)
-    # The scanner's object exactly as sent (unknown fields included), and a 64-bit digest of
-    # what it says (findings.normalize.content_hash, without per-build values such as dates
-    # and build ids): a re-upload rewrites a finding only when this changes (or its state does).
+    # What the scanner sent that no column holds as sent (unknown fields included): with
+    # the columns `raw_elided` names, the whole object (see scanner_data); null values are
+    # not kept. And a 64-bit digest of what the finding says (findings.normalize.content_hash,
+    # without per-build values such as dates and build ids): a re-upload rewrites a finding
+    # only when this changes (or its state does).
     raw = RawJSONField(default=dict)
+    raw_elided = models.IntegerField(default=0)
     content_hash = models.BigIntegerField(default=0)
 
     # Lifecycle, decided by uploads: open while the scanner keeps reporting it.
@@ -220,6 +244,16 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.finding_id}: {self.title[:60]}"
+
+    @property
+    def scanner_data(self) -> dict[str, Any]:
+        """The finding as the scanner sent it (fields with a null value aside)."""
+        data: dict[str, Any] = {
+            name: getattr(self, name) for name, bit in ELIDED_BIT.items() if self.raw_elided & bit
+        }
+        if isinstance(self.raw, dict):
+            data.update(self.raw)
+        return data
 
     @property
     def status(self) -> str:

@@ -15,6 +15,7 @@ write path (findings.merge) stores them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,13 +45,14 @@ SHORT_TEXT_MAX = 1024  # security scope, component name, version and fix
 MAX_LIST_ENTRIES = 100  # CWE and CVE ids of one finding
 
 # One finding, in the order of findings.merge.ROW_COLUMNS, ready for a binary COPY: dates
-# naive in UTC (naive_utc), `cwe` and `cve` in jsonb's binary form (jsonb_list), `raw` the
-# JSON text as sent (msgspec.Raw or bytes).
+# naive in UTC (naive_utc), `cwe` and `cve` in jsonb's binary form (jsonb_list), `raw` JSON
+# text (bytes or msgspec.Raw) of what no column holds as sent, `raw_elided` the bits
+# (findings.models.ELIDED_BIT) of the fields a column does hold as sent.
 Row = tuple[Any, ...]
 # Positions in a Row that the write path reads.
 ROW_FINDING_ID = 0
-ROW_CONTENT_HASH = 17
-ROW_SEEN_ACTIVE = 18
+ROW_CONTENT_HASH = 18
+ROW_SEEN_ACTIVE = 19
 
 _encode = msgspec.json.encode
 
@@ -96,13 +98,18 @@ class Problems:
 
 @dataclass
 class ParsedUpload:
-    """One upload, read and checked: the stream it belongs to and one Row per unique finding."""
+    """One upload: its stream and build, read and checked at once, and its findings, read as
+    `rows` is consumed (so that the write path can store each while the next is read).
+
+    `rows` stops yielding at the first problem, but reads on to the end so that `problems`
+    lists them all: whoever consumes it checks `problems` afterwards. The scan type is None
+    until a finding gives it, when the metadata does not."""
 
     envelope: str
     metadata: dict[str, Any]
     repository_name: str
     branch_name: str
-    scan_type: str
+    scan_type: str | None
     build_id: str | None
     code_path: str
     commit_hash: str
@@ -110,13 +117,14 @@ class ParsedUpload:
     cicd_platform: str
     scan_duration: float | None
     received: int
-    rows: list[Row] = field(repr=False)
-    warnings: list[dict[str, str]] = field(default_factory=list)
-    warning_total: int = 0
+    rows: Iterator[Row] = field(repr=False)
+    problems: Problems = field(repr=False)
 
-    @property
-    def duplicates(self) -> int:
-        return self.received - len(self.rows)
+    def read_all(self) -> list[Row]:
+        """Every row, one per finding_id (the last occurrence wins); `problems` complete."""
+        rows = {row[ROW_FINDING_ID]: row for row in self.rows}
+        self.rows = iter(())
+        return list(rows.values())
 
 
 # --- identity: strict ------------------------------------------------------------------------
@@ -471,7 +479,8 @@ def make_row(
     component_fix: str,
     cwe: list[str],
     cve: list[str],
-    raw: msgspec.Raw,
+    raw: bytes,
+    raw_elided: int,
     extras: tuple[Any, ...],
     seen_active: bool,
 ) -> Row:
@@ -500,6 +509,7 @@ def make_row(
         cwe_json,
         cve_json,
         raw,
+        raw_elided,
         content_hash(content + extras),
         seen_active,
     )

@@ -98,7 +98,7 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "finding": finding,
             "events": events,
-            "raw": json.dumps(finding.raw, indent=2, sort_keys=True, ensure_ascii=False),
+            "raw": json.dumps(finding.scanner_data, indent=2, sort_keys=True, ensure_ascii=False),
             "can_triage": request.user.has_perm("findings.triage_finding"),
             "triage_form": TriageForm(),
         },

@@ -13,7 +13,7 @@ identity problems become errors and descriptive oddities become warnings, each w
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -21,7 +21,7 @@ import msgspec
 from msgspec import Meta, Raw, Struct
 
 from findings import normalize as n
-from findings.models import SEVERITY_RANK
+from findings.models import ELIDED_BIT, SEVERITY_RANK
 
 NULL = Raw(b"null")
 # Depth the metadata may nest to: it is stored through the ORM (Python's json), whose
@@ -39,7 +39,8 @@ _CveId = Annotated[str, Meta(max_length=n.CVE_MAX)]
 
 class _Finding(Struct, forbid_unknown_fields=True, gc=False):
     """A finding in the shape the documentation and the official CLI (all 31 of its keys,
-    plus `vuln_details`) send it. Anything else is read by `_slow_finding`."""
+    plus `vuln_details`) send it. Anything else is read by `_slow_finding`. (A Raw field is
+    None when absent, Raw(b"null") when sent as null.)"""
 
     finding_id: _Identity
     title: _Title
@@ -60,22 +61,22 @@ class _Finding(Struct, forbid_unknown_fields=True, gc=False):
     mitigated: bool | None = None
     false_positive: bool | None = None
     # Descriptive, kept as sent and part of what the finding says.
-    vuln_details: Raw = NULL
-    trace: Raw = NULL
-    confidence: Raw = NULL
-    reachability: Raw = NULL
-    risk_score: Raw = NULL
-    score_breakdown: Raw = NULL
+    vuln_details: Raw = None  # type: ignore[assignment]
+    trace: Raw = None  # type: ignore[assignment]
+    confidence: Raw = None  # type: ignore[assignment]
+    reachability: Raw = None  # type: ignore[assignment]
+    risk_score: Raw = None  # type: ignore[assignment]
+    score_breakdown: Raw = None  # type: ignore[assignment]
     # Per build: the CLI stamps them on every finding of every scan. Kept in the raw data,
     # never part of what the finding says (a re-scan must not rewrite every finding).
     creation_date: datetime | None = None
     last_update_date: datetime | None = None
-    branch_name: Raw = NULL
-    build_id: Raw = NULL
-    code_path: Raw = NULL
-    commit_hash: Raw = NULL
-    commit_author: Raw = NULL
-    mitigated_on_build_id: Raw = NULL
+    branch_name: Raw = None  # type: ignore[assignment]
+    build_id: Raw = None  # type: ignore[assignment]
+    code_path: Raw = None  # type: ignore[assignment]
+    commit_hash: Raw = None  # type: ignore[assignment]
+    commit_author: Raw = None  # type: ignore[assignment]
+    mitigated_on_build_id: Raw = None  # type: ignore[assignment]
 
 
 _KNOWN_EXTRAS = (
@@ -122,6 +123,34 @@ _COLUMNS = frozenset(
 )
 
 
+class _Extras(Struct, omit_defaults=True, gc=False):
+    """What a fast-path finding sent that no column holds as sent (see
+    findings.models.ELIDABLE_FIELDS), in the order the CLI sends it; None is left out."""
+
+    severity: Any = None
+    scan_type: Any = None
+    repository_name: Any = None
+    branch_name: Any = None
+    build_id: Any = None
+    code_path: Any = None
+    commit_hash: Any = None
+    commit_author: Any = None
+    active: Any = None
+    mitigated: Any = None
+    false_positive: Any = None
+    creation_date: Any = None
+    last_update_date: Any = None
+    cwe: Any = None
+    cve: Any = None
+    mitigated_on_build_id: Any = None
+    trace: Any = None
+    confidence: Any = None
+    reachability: Any = None
+    risk_score: Any = None
+    score_breakdown: Any = None
+    vuln_details: Any = None
+
+
 class _CliData(Struct):
     scan_metadata: Any = None
     metadata: Any = None
@@ -150,8 +179,9 @@ _AT_PATH = re.compile(r" - at `\$(.*)`$")
 _NUL_ESCAPE = b"\\u0000"
 
 
-def read_envelope(body: bytes) -> n.ParsedUpload:
-    """The normalised upload, or UploadInvalid listing every problem (capped)."""
+def read_envelope(body: bytes | bytearray) -> n.ParsedUpload:
+    """The upload: its stream checked now, its findings as `rows` is consumed. Raises
+    UploadInvalid for a body that is not JSON or not an envelope."""
     try:
         envelope = _envelope_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -179,31 +209,19 @@ def read_envelope(body: bytes) -> n.ParsedUpload:
         problems.error(findings_path, "is required and must be a list (it may be empty)")
         findings = []
     stream = _metadata(meta, meta_path, problems)
-    scan_type = stream.pop("scan_type")
-    rows, scan_type = _findings(
-        findings, findings_path, stream.get("repository_name"), scan_type, problems, body
-    )
-    if scan_type is None and problems.error_total == 0:
-        problems.error(
-            f"{meta_path}.scan_type",
-            "is required when no finding carries a scan_type (SAST, SCA, SECRETS, IAC)",
-        )
-    problems.raise_if_any()
-    assert scan_type is not None
-    assert isinstance(meta, dict)
-    return n.ParsedUpload(
+    parsed = n.ParsedUpload(
         envelope=kind,
-        metadata=meta,
-        scan_type=scan_type,
+        metadata=meta if isinstance(meta, dict) else {},
         received=len(findings),
-        rows=rows,
-        warnings=problems.warnings,
-        warning_total=problems.warning_total,
+        rows=iter(()),
+        problems=problems,
         **stream,
     )
+    parsed.rows = _rows(parsed, findings, findings_path, meta_path, body)
+    return parsed
 
 
-def _raise_if_not_json(body: bytes) -> None:
+def _raise_if_not_json(body: bytes | bytearray) -> None:
     try:
         msgspec.json.decode(body, type=Raw)
     except (msgspec.DecodeError, RecursionError) as exc:
@@ -312,17 +330,14 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
-def _findings(
-    findings: list[Raw],
-    base: str,
-    repository: str | None,
-    scan_type: str | None,
-    problems: n.Problems,
-    body: bytes,
-) -> tuple[list[n.Row], str | None]:
-    """One Row per unique finding_id (the last occurrence wins), and the upload's scan type
-    (the metadata's, or the one all findings agree on)."""
-    rows: dict[str, n.Row] = {}
+def _rows(
+    parsed: n.ParsedUpload, findings: list[Raw], base: str, meta_path: str, body: bytes | bytearray
+) -> Iterator[n.Row]:
+    """The Row of each finding, in order (repeated finding_ids too: see ParsedUpload); sets
+    the upload's scan type when the metadata has none (all findings must agree)."""
+    problems = parsed.problems
+    repository = parsed.repository_name
+    scan_type = parsed.scan_type
     scan_type_from: str | None = None  # the path that set the scan type, when a finding did
     may_hold_nul = _NUL_ESCAPE in body
     decode = _finding_decoder.decode
@@ -331,7 +346,27 @@ def _findings(
     scan_types = _SCAN_TYPES
     cwe_cache: dict[tuple[str, ...], bytes] = {}
     empty_list = n.EMPTY_JSONB_LIST
-    jsonb_one = n.JSONB_VERSION + b"["
+    jsonb_prefix = n.JSONB_VERSION
+    jsonb_one = jsonb_prefix + b"["
+    bit = ELIDED_BIT
+    fixed_elided = bit["finding_id"] | bit["title"]
+    bit_path = bit["file_path"]
+    bit_severity, bit_line, bit_cwe, bit_cve = (
+        bit["severity"],
+        bit["line_number"],
+        bit["cwe"],
+        bit["cve"],
+    )
+    bit_description, bit_mitigation, bit_scope = (
+        bit["description"],
+        bit["mitigation"],
+        bit["security_scope"],
+    )
+    bit_component, bit_version, bit_fix = (
+        bit["component_name"],
+        bit["component_version"],
+        bit["component_fix"],
+    )
     make_hash = n.content_hash
     for index, raw in enumerate(findings):
         finding = None
@@ -410,6 +445,60 @@ def _findings(
             component = finding.component_name or ""
             version = finding.component_version or ""
             fix = finding.component_fix or ""
+            # Every text the Struct took is in its column as sent (no truncation on this
+            # path): left out of the raw data, as are the severity, line and ids when the
+            # columns hold them as sent.
+            elided = fixed_elided
+            if sev == severity:
+                elided |= bit_severity
+            if finding.file_path is not None:
+                elided |= bit_path
+            if line is not None:
+                elided |= bit_line
+            if finding.description is not None:
+                elided |= bit_description
+            if finding.mitigation is not None:
+                elided |= bit_mitigation
+            if finding.security_scope is not None:
+                elided |= bit_scope
+            if finding.component_name is not None:
+                elided |= bit_component
+            if finding.component_version is not None:
+                elided |= bit_version
+            if finding.component_fix is not None:
+                elided |= bit_fix
+            kept_cwe = cwes
+            if cwes is not None and cwe_json == jsonb_prefix + _encode(cwes):
+                elided, kept_cwe = elided | bit_cwe, None
+            kept_cve = cves
+            if type(cves) is list and cve_json == jsonb_prefix + _encode(cves):
+                elided, kept_cve = elided | bit_cve, None
+            extras = _encode(
+                _Extras(
+                    None if elided & bit_severity else sev,
+                    finding.scan_type,
+                    own_repository,
+                    _value(finding.branch_name),
+                    _value(finding.build_id),
+                    _value(finding.code_path),
+                    _value(finding.commit_hash),
+                    _value(finding.commit_author),
+                    finding.active,
+                    finding.mitigated,
+                    finding.false_positive,
+                    finding.creation_date,
+                    finding.last_update_date,
+                    kept_cwe,
+                    kept_cve,
+                    _value(finding.mitigated_on_build_id),
+                    _value(finding.trace),
+                    _value(finding.confidence),
+                    _value(finding.reachability),
+                    _value(finding.risk_score),
+                    _value(finding.score_breakdown),
+                    _value(finding.vuln_details),
+                )
+            )
             content = (
                 title, severity, file_path, line, description, mitigation, scope, component,
                 version, fix, cwe_json, cve_json, finding.vuln_details, finding.trace,
@@ -433,7 +522,8 @@ def _findings(
                 fix,
                 cwe_json,
                 cve_json,
-                raw,
+                extras,
+                elided,
                 make_hash(content),
                 finding.active is not False and finding.mitigated is not True,
             )
@@ -447,6 +537,7 @@ def _findings(
                     continue
             if scan_type is None:
                 scan_type, scan_type_from = normalized, f"{base}[{index}]"
+                parsed.scan_type = scan_type
             elif normalized != scan_type:
                 where = f"{scan_type_from}.scan_type" if scan_type_from else "the metadata"
                 problems.error(
@@ -454,8 +545,17 @@ def _findings(
                 )
                 continue
         if problems.error_total == 0:
-            rows[row[0]] = row
-    return list(rows.values()), scan_type
+            yield row
+    if scan_type is None and problems.error_total == 0:
+        problems.error(
+            f"{meta_path}.scan_type",
+            "is required when no finding carries a scan_type (SAST, SCA, SECRETS, IAC)",
+        )
+
+
+def _value(raw: Raw | None) -> Raw | None:
+    """A Raw field's value for the raw data: None (left out) if absent or null."""
+    return None if raw is None or raw == NULL else raw
 
 
 def _date(moment: datetime, path: str, problems: n.Problems) -> datetime | None:
@@ -552,9 +652,32 @@ def _slow_finding(
         if key not in _COLUMNS and key not in _PER_BUILD and key not in _KNOWN_EXTRAS
         for item in (key, fields[key])
     )
-    stored_raw = raw
-    if _NUL_ESCAPE in bytes(raw):
-        stored_raw = Raw(_NUL_ESCAPES.sub(_replace_nul, bytes(raw)))
+    # The raw data: what no column holds exactly as it was sent (nulls are not kept).
+    as_stored = dict(zip(_TEXT_COLUMNS, (columns[0], *columns[2:3], *columns[4:10]), strict=True))
+    as_stored |= {
+        "finding_id": finding_id,
+        "severity": severity,
+        "line_number": columns[3],
+        "cwe": msgspec.json.decode(columns[10][1:]),
+        "cve": msgspec.json.decode(columns[11][1:]),
+    }
+    elided = 0
+    kept: dict[str, Raw] = {}
+    for key, value in fields.items():
+        sent = values[key]
+        if (
+            key in ELIDED_BIT
+            and sent is not None
+            and sent == as_stored[key]
+            and type(sent) is type(as_stored[key])  # 7 is not "7", True is not 1
+        ):
+            elided |= ELIDED_BIT[key]
+            continue
+        if sent is not None:
+            kept[key] = value
+    stored_raw = _encode(kept)
+    if _NUL_ESCAPE in stored_raw:
+        stored_raw = _NUL_ESCAPES.sub(_replace_nul, stored_raw)
         problems.warn(path, "NUL characters replaced with U+FFFD in the raw data")
     row = (
         finding_id,
@@ -566,10 +689,23 @@ def _slow_finding(
         checked("last_update_date", n.moment),
         *columns[4:],
         stored_raw,
+        elided,
         n.content_hash(columns + extras),
         active is not False and mitigated is not True,
     )
     return row, own_scan_type
+
+
+_TEXT_COLUMNS = (
+    "title",
+    "file_path",
+    "description",
+    "mitigation",
+    "security_scope",
+    "component_name",
+    "component_version",
+    "component_fix",
+)
 
 
 # Every escape sequence, left to right, so that an escaped backslash followed by the text

@@ -107,8 +107,24 @@ def test_semgrep_cwe_labels_are_stored_as_cwe_ids(client, writer):
     assert post(client, writer, cli_upload("sast")).status_code == 201
     assert Finding.objects.get(finding_id="9597b350b520").cwe == ["CWE-89"]
     assert Finding.objects.get(finding_id="48daca26622a").cwe == ["CWE-327", "CWE-696"]
-    label = Finding.objects.get(finding_id="9597b350b520").raw["cwe"][0]
+    label = Finding.objects.get(finding_id="9597b350b520").scanner_data["cwe"][0]
     assert label.startswith("CWE-89: Improper Neutralization")  # the scanner's words, kept
+
+
+def test_the_scanners_object_comes_back_whole_though_its_texts_are_stored_once(client, writer):
+    body = cli_upload("sca")
+    assert post(client, writer, body).status_code == 201
+    for sent in findings_of(body):
+        finding = Finding.objects.get(finding_id=sent["finding_id"])
+        with_values = {k: v for k, v in sent.items() if v is not None}
+        data = finding.scanner_data
+        # The CLI's dates come back as the same instants (a naive time is UTC).
+        for key in ("creation_date", "last_update_date"):
+            assert data.pop(key).rstrip("0") == with_values.pop(key).rstrip("0")
+        assert data == with_values
+        # ...while the long texts are in their columns only, not twice.
+        assert "description" not in finding.raw
+        assert "title" not in finding.raw
 
 
 def test_sca_packages_keep_their_ids_versions_fixes_and_details(client, writer):
@@ -117,7 +133,7 @@ def test_sca_packages_keep_their_ids_versions_fixes_and_details(client, writer):
     assert guzzle.cve == ["CVE-2022-31090", "CVE-2022-29248", "CVE-2022-31042"]
     assert (guzzle.component_name, guzzle.component_version) == ("guzzlehttp/guzzle", "6.3.3")
     assert guzzle.component_fix == "6.5.8"
-    assert [d["id"] for d in guzzle.raw["vuln_details"]] == guzzle.cve
+    assert [d["id"] for d in guzzle.scanner_data["vuln_details"]] == guzzle.cve
     assert Finding.objects.get(finding_id="9faa0c0b7c6f").cve == ["MAL-2023-1035"]
 
 
@@ -133,7 +149,7 @@ def test_a_72000_character_advisory_is_stored_truncated_with_a_warning_not_refus
     assert [w["path"] for w in result["warnings"]] == ["findings_data.findings[2].description"]
     stored = Finding.objects.get(finding_id=findings_of(body)[2]["finding_id"])
     assert stored.description == advisory[:65536]
-    assert stored.raw["description"] == advisory
+    assert stored.scanner_data["description"] == advisory
 
 
 def test_a_cli_rescan_rewrites_no_row_and_keeps_the_first_creation_date(client, writer):

@@ -163,9 +163,9 @@ def test_a_descriptive_oddity_is_stored_normalised_with_a_warning(
     # The scanner's own value is kept as it sent it (NUL aside: PostgreSQL cannot hold it).
     for key, value in oddity.items():
         if "\\u0000" not in json.dumps(value):
-            assert finding.raw[key] == value
+            assert finding.scanner_data[key] == value
         else:
-            assert "\\u0000" not in json.dumps(finding.raw[key])
+            assert "\\u0000" not in json.dumps(finding.scanner_data[key])
 
 
 def test_the_same_finding_normalised_two_ways_is_not_rewritten(client, writer):
@@ -176,7 +176,7 @@ def test_the_same_finding_normalised_two_ways_is_not_rewritten(client, writer):
     findings[1]["line_number"] = 7
     result = post(client, writer, documented_body(findings, build_id="2")).json()
     assert (result["created"], result["updated"], result["warnings"]) == (0, 2, [])
-    assert Finding.objects.get(finding_id="f1").raw["line_number"] == "7"  # not rewritten
+    assert Finding.objects.get(finding_id="f1").scanner_data["line_number"] == "7"  # not rewritten
 
 
 def test_warnings_are_capped_but_counted(client, writer):

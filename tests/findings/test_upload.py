@@ -110,8 +110,9 @@ def test_cli_values_are_normalised(client, writer):
 def test_what_the_scanner_sent_is_kept_unknown_fields_included(client, writer):
     post(client, writer, cli_body([CLI_IAC]))
     finding = Finding.objects.get()
-    assert finding.raw == CLI_IAC
-    assert finding.raw["resource"] == "aws_s3_bucket.reports"
+    # Everything it sent with a value (nulls carry nothing and are not kept).
+    assert finding.scanner_data == {k: v for k, v in CLI_IAC.items() if v is not None}
+    assert finding.scanner_data["resource"] == "aws_s3_bucket.reports"
     assert finding.severity == "MEDIUM"
 
 
@@ -126,7 +127,7 @@ def test_the_metadata_defines_the_upload_a_findings_own_copies_stay_raw(client, 
     stored = Finding.objects.get()
     assert stored.branch_name == "main"
     assert stored.first_seen_build_id == "7"
-    assert stored.raw["branch_name"] == "feature/x"
+    assert stored.scanner_data["branch_name"] == "feature/x"
 
 
 def test_a_finding_id_twice_in_one_upload_counts_once_and_the_last_wins(client, writer):
@@ -139,6 +140,24 @@ def test_a_finding_id_twice_in_one_upload_counts_once_and_the_last_wins(client, 
     assert (body["received"], body["duplicates"], body["created"]) == (3, 1, 2)
     dup = Finding.objects.get(finding_id="dup")
     assert (dup.title, dup.severity) == ("second", "HIGH")
+
+
+def test_a_finding_id_twice_in_a_later_scan_also_counts_once_and_the_last_wins(client, writer):
+    first = [{"finding_id": "dup", "title": "first"}, {"finding_id": "gone", "title": "gone"}]
+    assert post(client, writer, documented_body(first, build_id="1")).status_code == 201
+    again = [
+        {"finding_id": "dup", "title": "first"},
+        {"finding_id": "new", "title": "new"},
+        {"finding_id": "dup", "title": "changed", "severity": "CRITICAL"},
+        {"finding_id": "new", "title": "new, last"},
+    ]
+    body = post(client, writer, documented_body(again, build_id="2")).json()
+    assert (body["received"], body["duplicates"]) == (4, 2)
+    assert (body["created"], body["updated"], body["mitigated"]) == (1, 1, 1)
+    stored = dict(Finding.objects.values_list("finding_id", "title"))
+    assert stored == {"dup": "changed", "new": "new, last", "gone": "gone"}
+    assert Finding.objects.get(finding_id="dup").severity == "CRITICAL"
+    assert not Finding.objects.get(finding_id="gone").active
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,26 @@ def test_every_problem_is_listed_not_only_the_first(client, writer):
     assert_nothing_stored()
 
 
+def test_a_bad_finding_at_the_end_of_a_large_upload_stores_nothing(client, writer):
+    """Findings are written while the rest are read: the one at the end that is refused
+    takes back everything before it, in a new stream and in one that has findings."""
+    findings = sast(5000)
+    findings[-1]["finding_id"] = ""
+    response = post(client, writer, documented_body(findings))
+    assert response.status_code == 400
+    assert [e["path"] for e in response.json()["errors"]] == ["findings[4999].finding_id"]
+    assert_nothing_stored()
+    assert post(client, writer, documented_body(sast(10), build_id="1")).status_code == 201
+    findings[-1]["finding_id"] = "f4999"
+    findings[-1]["scan_type"] = "SCA"
+    response = post(client, writer, documented_body(findings, build_id="2"))
+    assert response.status_code == 400
+    assert sorted(Finding.objects.values_list("finding_id", flat=True)) == sorted(
+        f"f{i}" for i in range(10)
+    )
+    assert Upload.objects.count() == 1
+
+
 def test_a_flood_of_errors_is_capped_and_counted(client, writer):
     body = documented_body([{"finding_id": f"x{i}"} for i in range(3000)])
     problem = post(client, writer, body).json()
