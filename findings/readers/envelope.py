@@ -60,23 +60,24 @@ class _Finding(Struct, forbid_unknown_fields=True, gc=False):
     active: bool | None = None
     mitigated: bool | None = None
     false_positive: bool | None = None
-    # Descriptive, kept as sent and part of what the finding says.
+    # Descriptive, kept as sent and part of what the finding says (the CLI's premium keys are
+    # small or null; its per-package details can be long: kept as their bytes).
     vuln_details: Raw = None  # type: ignore[assignment]
-    trace: Raw = None  # type: ignore[assignment]
-    confidence: Raw = None  # type: ignore[assignment]
-    reachability: Raw = None  # type: ignore[assignment]
-    risk_score: Raw = None  # type: ignore[assignment]
-    score_breakdown: Raw = None  # type: ignore[assignment]
+    trace: Any = None
+    confidence: Any = None
+    reachability: Any = None
+    risk_score: Any = None
+    score_breakdown: Any = None
     # Per build: the CLI stamps them on every finding of every scan. Kept in the raw data,
     # never part of what the finding says (a re-scan must not rewrite every finding).
     creation_date: datetime | None = None
     last_update_date: datetime | None = None
-    branch_name: Raw = None  # type: ignore[assignment]
-    build_id: Raw = None  # type: ignore[assignment]
-    code_path: Raw = None  # type: ignore[assignment]
-    commit_hash: Raw = None  # type: ignore[assignment]
-    commit_author: Raw = None  # type: ignore[assignment]
-    mitigated_on_build_id: Raw = None  # type: ignore[assignment]
+    branch_name: Any = None
+    build_id: Any = None
+    code_path: Any = None
+    commit_hash: Any = None
+    commit_author: Any = None
+    mitigated_on_build_id: Any = None
 
 
 _KNOWN_EXTRAS = (
@@ -344,7 +345,7 @@ def _rows(
     exact_severity = n.SEVERITY_EXACT
     rank = SEVERITY_RANK
     scan_types = _SCAN_TYPES
-    cwe_cache: dict[tuple[str, ...], bytes] = {}
+    cwe_cache: dict[tuple[str, ...], tuple[bytes, bool]] = {}
     empty_list = n.EMPTY_JSONB_LIST
     jsonb_prefix = n.JSONB_VERSION
     jsonb_one = jsonb_prefix + b"["
@@ -404,28 +405,35 @@ def _rows(
                         "differs from the metadata's repository_name",
                     )
                 continue
+            # CWE lists repeat across findings: each distinct one is read once (unless it
+            # needed a warning, which each finding must get). Its column holds it as sent
+            # (left out of the raw data) when reading changed nothing.
             cwes = finding.cwe
             if not cwes:
-                cwe_json = empty_list
+                cwe_json, cwe_as_sent = empty_list, cwes is not None
             else:
                 key = tuple(cwes)
                 cached = cwe_cache.get(key)
                 if cached is None:
-                    cached = n.jsonb_list(n.cwe(cwes, f"{base}[{index}].cwe", problems))
-                    cwe_cache[key] = cached
-                cwe_json = cached
+                    warned = problems.warning_total
+                    cwe_list = n.jsonb_list(n.cwe(cwes, f"{base}[{index}].cwe", problems))
+                    cached = (cwe_list, cwe_list == jsonb_prefix + _encode(cwes))
+                    if problems.warning_total == warned:
+                        cwe_cache[key] = cached
+                cwe_json, cwe_as_sent = cached
             cves = finding.cve
             if cves is None:
-                cve_json = empty_list
+                cve_json, cve_as_sent = empty_list, False
             elif (  # one id, as the CLI sends it (a string, or a list of one)
                 (cve := cves if type(cves) is str else cves[0] if len(cves) == 1 else "")
                 and cve[0] > " "
                 and cve[-1] > " "
                 and not (" " in cve or "," in cve or ";" in cve)
             ):
-                cve_json = jsonb_one + _encode(cve) + b"]"
+                cve_json, cve_as_sent = jsonb_one + _encode(cve) + b"]", type(cves) is list
             else:
                 cve_json = n.jsonb_list(n.cve(cves, f"{base}[{index}].cve", problems))
+                cve_as_sent = type(cves) is list and cve_json == jsonb_prefix + _encode(cves)
             created = finding.creation_date
             if created is not None and (
                 created.tzinfo is not None or not 1900 < created.year < 9999
@@ -468,21 +476,21 @@ def _rows(
             if finding.component_fix is not None:
                 elided |= bit_fix
             kept_cwe = cwes
-            if cwes is not None and cwe_json == jsonb_prefix + _encode(cwes):
+            if cwe_as_sent:
                 elided, kept_cwe = elided | bit_cwe, None
             kept_cve = cves
-            if type(cves) is list and cve_json == jsonb_prefix + _encode(cves):
+            if cve_as_sent:
                 elided, kept_cve = elided | bit_cve, None
             extras = _encode(
                 _Extras(
                     None if elided & bit_severity else sev,
                     finding.scan_type,
                     own_repository,
-                    _value(finding.branch_name),
-                    _value(finding.build_id),
-                    _value(finding.code_path),
-                    _value(finding.commit_hash),
-                    _value(finding.commit_author),
+                    finding.branch_name,
+                    finding.build_id,
+                    finding.code_path,
+                    finding.commit_hash,
+                    finding.commit_author,
                     finding.active,
                     finding.mitigated,
                     finding.false_positive,
@@ -490,12 +498,12 @@ def _rows(
                     finding.last_update_date,
                     kept_cwe,
                     kept_cve,
-                    _value(finding.mitigated_on_build_id),
-                    _value(finding.trace),
-                    _value(finding.confidence),
-                    _value(finding.reachability),
-                    _value(finding.risk_score),
-                    _value(finding.score_breakdown),
+                    finding.mitigated_on_build_id,
+                    finding.trace,
+                    finding.confidence,
+                    finding.reachability,
+                    finding.risk_score,
+                    finding.score_breakdown,
                     _value(finding.vuln_details),
                 )
             )
