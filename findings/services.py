@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apikeys.models import ApiKey
+from apikeys.repositories import allows as repository_allowed
 from findings.merge import MergeCounts, UploadContext, merge_upload
 from findings.models import Finding, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload, parse_upload
@@ -50,12 +52,26 @@ def _stream_lock_id(repository: str, branch: str, scan_type: str) -> int:
 _embedded_write_lock = threading.Lock()
 
 
-def findings_ingest(*, body: bytes, api_key: ApiKey, client_id: str) -> IngestResult:
+class RepositoryNotAllowed(Exception):
+    """The upload's repository is outside the API key's repositories; nothing was stored."""
+
+    def __init__(self, repository_name: str) -> None:
+        super().__init__(repository_name)
+        self.repository_name = repository_name
+
+
+def findings_ingest(
+    *, body: bytes, api_key: ApiKey, client_id: str, repository_patterns: Sequence[str]
+) -> IngestResult:
     """Store one upload atomically (SPEC "POST /api/v1/findings"): all of it or nothing.
 
-    Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body.
+    Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body, and
+    RepositoryNotAllowed (nothing stored) for a repository the key's `repository_patterns`
+    do not allow: an empty scan too, which would otherwise mitigate that stream's findings.
     """
     parsed = parse_upload(body)
+    if not repository_allowed(repository_patterns, parsed.repository_name):
+        raise RepositoryNotAllowed(parsed.repository_name)
     if connection.vendor == "postgresql":
         return _store(parsed, api_key, client_id)
     with _embedded_write_lock:

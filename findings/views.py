@@ -17,11 +17,20 @@ from findings.cursors import decode_cursor, encode_cursor
 from findings.models import SEVERITY_ORDER, ScanType
 from findings.normalize import UploadInvalid, normalize_scan_type, normalize_severity
 from findings.selectors import FindingFilters, findings_api_page
-from findings.services import findings_ingest
+from findings.services import RepositoryNotAllowed, findings_ingest
 from gerion.problems import ProblemError
 from gerion.schema import problem_responses
 
 MAX_LIMIT = 1000
+
+
+def repository_not_allowed(repository_name: str) -> ProblemError:
+    """403 for a write outside the API key's repositories (reads are filtered instead)."""
+    return ProblemError(
+        f"This API key may not upload to the repository {repository_name!r}; nothing was stored.",
+        status=403,
+        code="repository_not_allowed",
+    )
 
 
 def _is_json(content_type: str) -> bool:
@@ -89,13 +98,18 @@ class FindingsView(APIView):
         principal = principal_of(request)
         try:
             result = findings_ingest(
-                body=request.body, api_key=principal.api_key, client_id=principal.client_id
+                body=request.body,
+                api_key=principal.api_key,
+                client_id=principal.client_id,
+                repository_patterns=principal.repository_patterns,
             )
         except UploadInvalid as exc:
             code = "validation_error" if exc.errors else "invalid_json"
             raise ProblemError(
                 exc.detail, status=400, code=code, errors=exc.errors or None
             ) from exc
+        except RepositoryNotAllowed as exc:
+            raise repository_not_allowed(exc.repository_name) from exc
         return Response(result.as_response(), status=201)
 
     @extend_schema(
@@ -118,6 +132,7 @@ class FindingsView(APIView):
             scan_type=data.get("scan_type"),
             severities=data.get("severity", ()),
             active_only=data["active_only"],
+            repository_patterns=principal_of(request).repository_patterns,
         )
         rows, next_after = findings_api_page(filters, limit=data["limit"], after_id=after_id)
         headers = {}

@@ -34,6 +34,7 @@ def _create(admin_client, **fields):
         "name": "Jenkins main",
         "client_id": "jenkins-main",
         "permissions": ["write:findings", "read:findings"],
+        "repository_patterns": "*",
         "expires_at_0": "",
         "expires_at_1": "",
     }
@@ -171,6 +172,7 @@ def _change(admin_client, key, **fields):
     data = {
         "name": key.name,
         "permissions": key.permissions,
+        "repository_patterns": "\n".join(key.repository_patterns),
         "expires_at_0": "",
         "expires_at_1": "",
     }
