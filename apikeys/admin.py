@@ -51,9 +51,13 @@ class RepositoryPatternsField(forms.CharField):
     def prepare_value(self, value: Any) -> Any:
         return "\n".join(value) if isinstance(value, list | tuple) else value
 
-    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
-        text = super().to_python(value)
-        return normalize_patterns(split_patterns(text or ""))
+    def to_python(self, value: Any) -> list[str] | None:  # type: ignore[override]
+        if value is None:
+            return None  # not in the form data at all: see ApiKeyForm.clean_repository_patterns
+        try:
+            return normalize_patterns(split_patterns(str(value)))
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from exc
 
 
 class ApiKeyForm(forms.ModelForm[ApiKey]):
@@ -65,6 +69,7 @@ class ApiKeyForm(forms.ModelForm[ApiKey]):
     repository_patterns = RepositoryPatternsField(
         label="Repositories",
         initial=ALL,
+        required=False,
         help_text=(
             "The repositories this key may upload to and read, one pattern per line: "
             "<code>acme/web-shop</code> (exactly that one), <code>acme/*</code> (every "
@@ -76,6 +81,15 @@ class ApiKeyForm(forms.ModelForm[ApiKey]):
     class Meta:
         model = ApiKey
         fields = ["name", "client_id", "permissions", "repository_patterns", "expires_at"]
+
+    def clean_repository_patterns(self) -> list[str]:
+        """A post without the field (a script, a page from before the field existed) leaves
+        an existing key's repositories as they are, and gives a new key the default, `*`.
+        An empty field is refused: it never silently means "every repository"."""
+        patterns: list[str] | None = self.cleaned_data.get("repository_patterns")
+        if patterns is not None:
+            return patterns
+        return list(self.instance.repository_patterns) if self.instance.pk else [ALL]
 
     def clean_expires_at(self) -> Any:
         expires_at = self.cleaned_data.get("expires_at")

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def configure(**defaults: str) -> None:
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def configure(*, redis: bool = False, **defaults: str) -> None:
     """Settings for a benchmark process: its own database (BENCH_DATABASE_URL, default
-    gerion_bench), quiet logs, and any further defaults. Call before Django is imported."""
+    gerion_bench), with `redis` its own Redis db (BENCH_REDIS_URL, default db 14: never the
+    tests' or a server's), quiet logs, and any further defaults. Call before Django is
+    imported."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
     os.environ["DATABASE_URL"] = os.environ.get(
         "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
     )
-    os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
+    if redis:
+        os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", BENCH_REDIS_URL)
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
+    os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
 
 
 def ensure_database() -> None:
@@ -71,3 +82,45 @@ def wsgi_request(
     status: list[str] = []
     content = b"".join(application(environ, lambda s, h: status.append(s)))
     return int(status[0].split()[0]), content
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_gunicorn(
+    workers: int, key_path: Path, log: Path, **env_overrides: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`gunicorn gerion.wsgi` with the repository's gunicorn.conf.py, `workers` workers and
+    this process's environment (database, Redis, settings); its URL once /healthz answers."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        GERION_JWT_SIGNING_KEY=str(key_path),
+        GERION_WORKERS=str(workers),
+        GERION_BIND=f"127.0.0.1:{port}",
+        **env_overrides,
+    )
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "gerion.wsgi"],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        try:
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    process.kill()
+    raise SystemExit(f"gunicorn did not start:\n{log.read_text()}")

@@ -4,9 +4,9 @@ once for a bounded time; then a check in the database that every finding acknowl
 
     python bench/load.py [--duration 30] [--clients 24] [--threads 16] [--workers 3]
 
-Uses its own database (BENCH_DATABASE_URL, default gerion_bench) and Redis db 14. Prints
-requests/s, latency percentiles per kind of request, and error counts; exits non-zero on any
-5xx, transport error or lost finding.
+Uses its own database (BENCH_DATABASE_URL, default gerion_bench) and Redis db (BENCH_REDIS_URL,
+default db 14). Prints requests/s, latency percentiles per kind of request, and error counts;
+exits non-zero on any 5xx, transport error or lost finding.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import argparse
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,9 +26,9 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import REPO, configure, ensure_database
+from bench.common import configure, ensure_database, start_gunicorn
 
-configure(REDIS_URL="redis://127.0.0.1:6379/14")
+configure(redis=True)
 
 
 @dataclass
@@ -55,40 +53,6 @@ class Results:
         with self.lock:
             self.latencies[kind].append(time.perf_counter() - started)
             self.statuses[(kind, status)] += 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_gunicorn(workers: int, key_path: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        GERION_JWT_SIGNING_KEY=str(key_path),
-        GERION_WORKERS=str(workers),
-        GERION_BIND=f"127.0.0.1:{port}",
-    )
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "gerion.wsgi"],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"gunicorn did not start:\n{log.read_text()}")
 
 
 def percentile(values: list[float], q: float) -> float:
