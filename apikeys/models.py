@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from apikeys.keys import api_key_id_for
-from apikeys.repositories import DEFAULT_PATTERNS, describe, normalize_patterns
+from apikeys.repositories import DEFAULT_PATTERNS, normalize_patterns
 
 
 class Permission(models.TextChoices):
@@ -33,12 +33,22 @@ class RevocationIsFinal(ValidationError):
         super().__init__("This API key is revoked; revocation cannot be undone.", "revoked")
 
 
+class RollIsFinal(ValidationError):
+    """Raised on any attempt to bring a rolled key back: its successor has taken over."""
+
+    def __init__(self) -> None:
+        super().__init__("This API key has been rolled; that cannot be undone.", "rolled")
+
+
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def update(self, **kwargs: Any) -> int:
         # Bulk updates bypass save(); un-revoking through them is refused here as well, and by
-        # a database trigger below that (migration 0002).
+        # a database trigger below that (migration 0002). So is un-rolling (the partial unique
+        # index on client_id refuses it too while the successor exists).
         if "revoked_at" in kwargs and kwargs["revoked_at"] is None:
             raise RevocationIsFinal()
+        if "retires_at" in kwargs and kwargs["retires_at"] is None:
+            raise RollIsFinal()
         return super().update(**kwargs)
 
     def usable(self, now: datetime | None = None) -> ApiKeyQuerySet:
@@ -62,7 +72,7 @@ class ApiKey(models.Model):
         REVOKED = "revoked"
 
     name = models.CharField(max_length=100, help_text="What the key is for, e.g. 'Jenkins main'.")
-    # Unique among keys that are not retiring (Meta.constraints): a rolled key shares it with
+    # Unique among keys that were not rolled (Meta.constraints): a rolled key shares it with
     # its successor during the grace period, and keeps it, harmlessly, once retired.
     client_id = models.CharField(
         max_length=50,
@@ -123,7 +133,7 @@ class ApiKey(models.Model):
             models.UniqueConstraint(
                 fields=["client_id"],
                 condition=models.Q(retires_at__isnull=True),
-                name="apikey_client_id_unique_unless_retiring",
+                name="apikey_client_id_unique_unless_rolled",
                 violation_error_message="An API key with this client_id exists.",
             )
         ]
@@ -133,9 +143,11 @@ class ApiKey(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not self._state.adding:
-            stored = type(self).objects.filter(pk=self.pk).values_list("revoked_at", flat=True)
-            if stored and stored[0] is not None:
+            stored = type(self).objects.filter(pk=self.pk).values_list("revoked_at", "retires_at")
+            if stored and stored[0][0] is not None:
                 raise RevocationIsFinal()
+            if stored and stored[0][1] is not None and self.retires_at is None:
+                raise RollIsFinal()
         super().save(*args, **kwargs)
 
     @property
@@ -151,15 +163,6 @@ class ApiKey(models.Model):
         if self.retires_at is not None:
             return ApiKey.Status.EXPIRED if self.retires_at <= now else ApiKey.Status.RETIRING
         return ApiKey.Status.ACTIVE
-
-    @property
-    def is_retiring(self) -> bool:
-        """Rolled: in its grace period, or past it (then it behaves as expired)."""
-        return self.retires_at is not None
-
-    def repository_scope(self) -> list[str]:
-        """What the key may touch, in words, one line per pattern."""
-        return describe(self.repository_patterns)
 
     def clean(self) -> None:
         allowed = set(Permission.values)

@@ -38,7 +38,6 @@ from apikeys.models import (
 )
 from apikeys.ratelimit import TokenBucket, get_bucket
 from apikeys.repositories import DEFAULT_PATTERNS, normalize_patterns
-from apikeys.repositories import allows as repository_allowed
 from apikeys.selectors import api_key_state
 from apikeys.tokens import TokenRejected, mint_token, verify_token
 from gerion.net import client_network
@@ -516,9 +515,6 @@ class ApiKeyPrincipal:
     def repository_patterns(self) -> tuple[str, ...]:
         """The repositories the key may touch now (read with its state on this request)."""
         return tuple(self.api_key.repository_patterns)
-
-    def may_touch(self, repository_name: str) -> bool:
-        return repository_allowed(self.api_key.repository_patterns, repository_name)
 
 
 def principal_from_token(*, token: str, now: datetime | None = None) -> ApiKeyPrincipal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,18 +123,25 @@ class RepositoryGlob(Lookup[str]):
     def as_sql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
     ) -> tuple[str, tuple[str | int, ...]]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        params = (*lhs_params, *(like_pattern(str(p)) for p in rhs_params))
+        lhs, rhs, params = self._sides(compiler, connection, like_pattern)
         return f"{lhs} LIKE {rhs} ESCAPE '\\'", params
 
     def as_sqlite(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
     ) -> tuple[str, tuple[str | int, ...]]:
+        lhs, rhs, params = self._sides(compiler, connection, sqlite_glob_pattern)
+        return f"{lhs} GLOB {rhs}", params
+
+    def _sides(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        translate: Callable[[str], str],
+    ) -> tuple[str, str, tuple[str | int, ...]]:
+        """Both sides compiled, the glob translated for this database."""
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        params = (*lhs_params, *(sqlite_glob_pattern(str(p)) for p in rhs_params))
-        return f"{lhs} GLOB {rhs}", params
+        return lhs, rhs, (*lhs_params, *(translate(str(p)) for p in rhs_params))
 
 
 def repository_scope_q(patterns: tuple[str, ...], field: str = "repository_name") -> Q:

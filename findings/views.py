@@ -81,6 +81,10 @@ class FindingsView(APIView):
     @extend_schema(
         operation_id="findings_upload",
         summary="Upload the findings of one scan",
+        description=(
+            "403 `insufficient_scope` without `write:findings`; 403 `repository_not_allowed` "
+            "for a repository outside the API key's repositories (nothing is stored)."
+        ),
         request={"application/json": docs.UploadRequest},
         responses={
             201: OpenApiResponse(docs.UploadResult, "What was stored"),
@@ -115,6 +119,7 @@ class FindingsView(APIView):
     @extend_schema(
         operation_id="findings_list",
         summary="List findings (a bare JSON array, paged with a Link header)",
+        description="Only findings of the repositories the API key may touch.",
         parameters=[FindingQuery],
         responses={
             200: OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),

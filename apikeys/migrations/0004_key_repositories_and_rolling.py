@@ -46,6 +46,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='apikey',
-            constraint=models.UniqueConstraint(condition=models.Q(('retires_at__isnull', True)), fields=('client_id',), name='apikey_client_id_unique_unless_retiring', violation_error_message='An API key with this client_id exists.'),
+            constraint=models.UniqueConstraint(condition=models.Q(('retires_at__isnull', True)), fields=('client_id',), name='apikey_client_id_unique_unless_rolled', violation_error_message='An API key with this client_id exists.'),
         ),
     ]

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from apikeys.keys import parse_key
-from apikeys.models import ApiKey, AuditEvent
+from apikeys.models import ApiKey, AuditEvent, RollIsFinal
 from apikeys.services import api_key_revoke, api_key_roll
 from tests.apikeys.conftest import authenticate, token_for
 from tests.factories import SuperuserFactory, make_api_key
@@ -158,7 +158,7 @@ def test_the_grace_period_is_bounded(old, grace):
     assert ApiKey.objects.get(pk=key.pk).retires_at is None
 
 
-def test_client_id_stays_unique_among_keys_that_are_not_retiring(old):
+def test_client_id_stays_unique_among_keys_that_were_not_rolled(old):
     key, _, _ = old
     with pytest.raises(ValidationError):
         make_api_key(client_id="gha-payments")
@@ -168,7 +168,16 @@ def test_client_id_stays_unique_among_keys_that_are_not_retiring(old):
         make_api_key(client_id="gha-payments")
     # The database says so too, whatever the code path.
     with pytest.raises(IntegrityError), transaction.atomic():
+        ApiKey.objects.create(
+            name="copy", client_id="gha-payments", lookup_id="abcdefabcdef", secret_hash="0" * 64
+        )
+    # And the rolled key cannot come back.
+    with pytest.raises(RollIsFinal):
         ApiKey.objects.filter(pk=key.pk).update(retires_at=None)
+    stored = ApiKey.objects.get(pk=key.pk)
+    stored.retires_at = None
+    with pytest.raises(RollIsFinal):
+        stored.save()
     assert ApiKey.objects.get(pk=successor.pk).retires_at is None
 
 

@@ -15,17 +15,27 @@ from tests.factories import PASSWORD, SuperuserFactory
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
+def add_key(page, base, name, client_id, *, repositories=None):
+    """Fill in the admin's "Add API key" form (both permissions) and save it."""
+    page.get(base + "/admin/apikeys/apikey/add/")
+    page.find_element(By.ID, "id_name").send_keys(name)
+    page.find_element(By.ID, "id_client_id").send_keys(client_id)
+    for checkbox in page.find_elements(By.CSS_SELECTOR, "input[name=permissions]"):
+        checkbox.click()
+    field = page.find_element(By.ID, "id_repository_patterns")
+    assert field.get_attribute("value") == "*"  # every repository unless narrowed
+    if repositories is not None:
+        field.clear()
+        field.send_keys(repositories)
+    click_and_wait(page, page.find_element(By.NAME, "_save"))
+
+
 def test_issue_use_and_revoke_a_key_in_the_admin(page, live_server):
     SuperuserFactory(username="oncall")
     base = live_server.url
     sign_in(page, base, "oncall", PASSWORD, path="/admin/login/?next=/admin/")
 
-    page.get(base + "/admin/apikeys/apikey/add/")
-    page.find_element(By.ID, "id_name").send_keys("GitHub Actions, payments")
-    page.find_element(By.ID, "id_client_id").send_keys("gha-payments")
-    for checkbox in page.find_elements(By.CSS_SELECTOR, "input[name=permissions]"):
-        checkbox.click()
-    click_and_wait(page, page.find_element(By.NAME, "_save"))
+    add_key(page, base, "GitHub Actions, payments", "gha-payments")
 
     plaintext = page.find_element(By.ID, "plaintext-key").get_attribute("value")
     assert plaintext.startswith("gerion_")
@@ -93,16 +103,7 @@ def test_limit_a_key_to_repositories_and_roll_it_in_the_admin(page, live_server)
     base = live_server.url
     sign_in(page, base, "oncall", PASSWORD, path="/admin/login/?next=/admin/")
 
-    page.get(base + "/admin/apikeys/apikey/add/")
-    page.find_element(By.ID, "id_name").send_keys("GitLab CI, payments")
-    page.find_element(By.ID, "id_client_id").send_keys("gl-payments")
-    for checkbox in page.find_elements(By.CSS_SELECTOR, "input[name=permissions]"):
-        checkbox.click()
-    repositories = page.find_element(By.ID, "id_repository_patterns")
-    assert repositories.get_attribute("value") == "*"  # every repository unless narrowed
-    repositories.clear()
-    repositories.send_keys("payments/*")
-    click_and_wait(page, page.find_element(By.NAME, "_save"))
+    add_key(page, base, "GitLab CI, payments", "gl-payments", repositories="payments/*")
     first_key = page.find_element(By.ID, "plaintext-key").get_attribute("value")
     assert "the repositories payments/*" in page.page_source
 

@@ -31,6 +31,18 @@ def two_teams(client):
         assert response.status_code == 201, response.content
 
 
+def _set_repositories(key, *patterns):
+    api_key_update(
+        api_key=key,
+        changed_by=None,
+        name=key.name,
+        permissions=key.permissions,
+        expires_at=None,
+        repository_patterns=list(patterns),
+        actor_name="tests",
+    )
+
+
 def _state():
     """Everything an upload could change."""
     return (
@@ -107,15 +119,7 @@ def test_narrowing_a_key_applies_to_its_outstanding_tokens_at_their_next_request
     assert (
         post(client, token, documented_body(sast(1), repository="payments/web")).status_code == 201
     )
-    api_key_update(
-        api_key=key,
-        changed_by=None,
-        name=key.name,
-        permissions=key.permissions,
-        expires_at=None,
-        repository_patterns=["payments/api"],
-        actor_name="tests",
-    )
+    _set_repositories(key, "payments/api")
     # The same token, minted before the change:
     refused = post(client, token, documented_body(sast(1), repository="payments/web"))
     assert refused.status_code == 403
@@ -125,15 +129,7 @@ def test_narrowing_a_key_applies_to_its_outstanding_tokens_at_their_next_request
     assert event.detail["repository_patterns"] == ["payments/api"]
     assert event.detail["repository_patterns_before"] == ["payments/*"]
     # Widening works the same way.
-    api_key_update(
-        api_key=key,
-        changed_by=None,
-        name=key.name,
-        permissions=key.permissions,
-        expires_at=None,
-        repository_patterns=["*"],
-        actor_name="tests",
-    )
+    _set_repositories(key, "*")
     assert (
         post(client, token, documented_body(sast(1), repository="payments/web")).status_code == 201
     )
