@@ -45,7 +45,8 @@ class _Statement:
 def _state_statement(vendor: str) -> _Statement:
     """The key-state SELECT and the conversions of its columns (JSON text, SQLite's dates),
     worked out once per process and backend instead of compiled by the ORM on every request;
-    the conversions are Django's own (backend and field converters, as the ORM applies)."""
+    the conversions are Django's own (backend and field converters, as the ORM applies).
+    They read settings only (the connection's time zone), so one set serves every thread."""
     connection = connections[DEFAULT_DB_ALIAS]
     quote = connection.ops.quote_name
     fields = [field for field in ApiKey._meta.concrete_fields if field.name in STATE_FIELDS]
