@@ -5,10 +5,12 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,24 +92,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gunicorn(
-    workers: int, key_path: Path, log: Path, **env_overrides: str
-) -> tuple[subprocess.Popen[bytes], str]:
+@dataclass
+class Gunicorn:
+    """gunicorn serving the repository's configuration on a free loopback port."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_gunicorn(workers: int, key_path: Path, log: Path, **env: str) -> Gunicorn:
     """`gunicorn gerion.wsgi` with the repository's gunicorn.conf.py, `workers` workers and
-    this process's environment (database, Redis, settings); its URL once /healthz answers."""
+    this process's environment (database, Redis, settings); once /healthz answers."""
     port = free_port()
-    env = dict(
+    environment = dict(
         os.environ,
         GERION_JWT_SIGNING_KEY=str(key_path),
         GERION_WORKERS=str(workers),
         GERION_BIND=f"127.0.0.1:{port}",
-        **env_overrides,
+        **env,
     )
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "gerion.wsgi"],
         cwd=REPO,
-        env=env,
+        env=environment,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -117,7 +133,7 @@ def start_gunicorn(
         try:
             connection.request("GET", "/healthz")
             if connection.getresponse().status == 200:
-                return process, f"http://127.0.0.1:{port}"
+                return Gunicorn(f"http://127.0.0.1:{port}", process)
         except OSError:
             time.sleep(0.2)
         finally:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
 import sys
 import tempfile
 import threading
@@ -91,7 +90,8 @@ def main() -> None:
     key_path = workdir / "jwt.pem"
     key_path.write_bytes(generate_private_key_pem(2048))
     key_path.chmod(0o600)
-    process, url = start_gunicorn(args.workers, key_path, workdir / "gunicorn.log")
+    server = start_gunicorn(args.workers, key_path, workdir / "gunicorn.log")
+    url = server.url
     results = Results()
     deadline = time.monotonic() + args.duration
     budget = threading.Semaphore(args.max_requests)
@@ -183,8 +183,7 @@ def main() -> None:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    server.stop()
 
     # The stored findings of these streams are exactly the ones acknowledged with a 201: none
     # lost, none left behind by a request that failed, each once.
