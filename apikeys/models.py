@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from apikeys.keys import api_key_id_for
+from apikeys.repositories import DEFAULT_PATTERNS, normalize_patterns
 
 
 class Permission(models.TextChoices):
@@ -32,31 +33,49 @@ class RevocationIsFinal(ValidationError):
         super().__init__("This API key is revoked; revocation cannot be undone.", "revoked")
 
 
+class RollIsFinal(ValidationError):
+    """Raised on any attempt to bring a rolled key back: its successor has taken over."""
+
+    def __init__(self) -> None:
+        super().__init__("This API key has been rolled; that cannot be undone.", "rolled")
+
+
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def update(self, **kwargs: Any) -> int:
         # Bulk updates bypass save(); un-revoking through them is refused here as well, and by
-        # a database trigger below that (migration 0002).
+        # a database trigger below that (migration 0002). So is un-rolling (the partial unique
+        # index on client_id refuses it too while the successor exists).
         if "revoked_at" in kwargs and kwargs["revoked_at"] is None:
             raise RevocationIsFinal()
+        if "retires_at" in kwargs and kwargs["retires_at"] is None:
+            raise RollIsFinal()
         return super().update(**kwargs)
 
     def usable(self, now: datetime | None = None) -> ApiKeyQuerySet:
         now = now or timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now),
+            models.Q(retires_at__isnull=True) | models.Q(retires_at__gt=now),
+            revoked_at__isnull=True,
         )
+
+
+def default_repository_patterns() -> list[str]:
+    return list(DEFAULT_PATTERNS)
 
 
 class ApiKey(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
+        RETIRING = "retiring", "Retiring (rolled)"
         EXPIRED = "expired"
         REVOKED = "revoked"
 
     name = models.CharField(max_length=100, help_text="What the key is for, e.g. 'Jenkins main'.")
+    # Unique among keys that were not rolled (Meta.constraints): a rolled key shares it with
+    # its successor during the grace period, and keeps it, harmlessly, once retired.
     client_id = models.CharField(
         max_length=50,
-        unique=True,
         validators=[validate_client_id],
         help_text="The client_id the CI sends when it authenticates. Cannot change later.",
     )
@@ -85,23 +104,50 @@ class ApiKey(models.Model):
         editable=False,
     )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Glob patterns (apikeys.repositories); read with the key's state on every request, so a
+    # narrowing reaches outstanding tokens at their next use.
+    repository_patterns = models.JSONField(default=default_repository_patterns)
+    # Rolling: the key this one replaced, and (on the replaced key) the end of its grace
+    # period, after which it behaves as expired. Set once, never cleared.
+    rolled_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="successors",
+        editable=False,
+    )
+    retires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         verbose_name = "API key"
         ordering = ["-created_at"]
-        permissions = [("revoke_apikey", "Can revoke API keys")]
+        permissions = [
+            ("revoke_apikey", "Can revoke API keys"),
+            ("roll_apikey", "Can roll API keys"),
+        ]
         indexes = [models.Index(fields=["revoked_at", "expires_at"], name="apikey_state_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client_id"],
+                condition=models.Q(retires_at__isnull=True),
+                name="apikey_client_id_unique_unless_rolled",
+                violation_error_message="An API key with this client_id exists.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.api_key_id})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not self._state.adding:
-            stored = type(self).objects.filter(pk=self.pk).values_list("revoked_at", flat=True)
-            if stored and stored[0] is not None:
+            stored = type(self).objects.filter(pk=self.pk).values_list("revoked_at", "retires_at")
+            if stored and stored[0][0] is not None:
                 raise RevocationIsFinal()
+            if stored and stored[0][1] is not None and self.retires_at is None:
+                raise RollIsFinal()
         super().save(*args, **kwargs)
 
     @property
@@ -111,8 +157,11 @@ class ApiKey(models.Model):
     def status(self, now: datetime | None = None) -> ApiKey.Status:
         if self.revoked_at is not None:
             return ApiKey.Status.REVOKED
-        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+        now = now or timezone.now()
+        if self.expires_at is not None and self.expires_at <= now:
             return ApiKey.Status.EXPIRED
+        if self.retires_at is not None:
+            return ApiKey.Status.EXPIRED if self.retires_at <= now else ApiKey.Status.RETIRING
         return ApiKey.Status.ACTIVE
 
     def clean(self) -> None:
@@ -122,6 +171,12 @@ class ApiKey(models.Model):
         unknown = [p for p in self.permissions if p not in allowed]
         if unknown:
             raise ValidationError({"permissions": f"Unknown permission(s): {', '.join(unknown)}."})
+        if not isinstance(self.repository_patterns, list):
+            raise ValidationError({"repository_patterns": "A list of patterns."})
+        try:
+            self.repository_patterns = normalize_patterns(self.repository_patterns)
+        except ValidationError as exc:
+            raise ValidationError({"repository_patterns": exc.messages}) from exc
 
 
 class AuditEvent(models.Model):
@@ -132,6 +187,7 @@ class AuditEvent(models.Model):
         KEY_UPDATED = "api_key.updated", "API key changed"
         KEY_REVOKED = "api_key.revoked", "API key revoked"
         KEY_DELETED = "api_key.deleted", "API key deleted"
+        KEY_ROLLED = "api_key.rolled", "API key rolled"
         SIGNING_KEY_GENERATED = "signing_key.generated", "Signing key generated"
         SIGNING_KEY_ACTIVATED = "signing_key.activated", "Signing key first used"
 

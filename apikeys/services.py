@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -20,7 +21,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apikeys import errors
-from apikeys.keys import ParsedKey, generate_key, hash_key, key_matches, parse_key
+from apikeys.keys import (
+    ParsedKey,
+    generate_key,
+    hash_key,
+    key_matches,
+    lookup_id_from_api_key_id,
+    parse_key,
+)
 from apikeys.models import (
     CLIENT_ID_PATTERN,
     ApiKey,
@@ -29,7 +37,8 @@ from apikeys.models import (
     validate_client_id,
 )
 from apikeys.ratelimit import TokenBucket, get_bucket
-from apikeys.selectors import api_key_for_authentication, api_key_get
+from apikeys.repositories import DEFAULT_PATTERNS, normalize_patterns
+from apikeys.selectors import api_key_state
 from apikeys.tokens import TokenRejected, mint_token, verify_token
 from gerion.net import client_network
 from gerion.problems import ProblemError
@@ -75,49 +84,96 @@ def _check_expiry(expires_at: datetime | None) -> None:
         raise ValidationError({"expires_at": "The expiry must be in the future."})
 
 
-def api_key_create(
+def _valid_patterns(patterns: Sequence[str]) -> list[str]:
+    try:
+        return normalize_patterns(patterns)
+    except ValidationError as exc:
+        raise ValidationError({"repository_patterns": exc.messages}) from exc
+
+
+def _insert_key(
     *,
     name: str,
     client_id: str,
-    permissions: list[str],
-    expires_at: datetime | None = None,
-    created_by: User | None = None,
-    actor_name: str = "",
+    permissions: Sequence[str],
+    repository_patterns: Sequence[str],
+    expires_at: datetime | None,
+    created_by: User | None,
+    actor_name: str,
+    rolled_from: ApiKey | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; return it with its plaintext, which exists nowhere else from now on."""
-    _check_expiry(expires_at)
+    """Insert a fresh key and audit its creation, in the caller's transaction."""
     for _attempt in range(5):
         generated = generate_key()
         api_key = ApiKey(
             name=name,
             client_id=client_id,
             permissions=sorted(set(permissions)),
+            repository_patterns=list(repository_patterns),
             expires_at=expires_at,
             lookup_id=generated.lookup_id,
             secret_hash=hash_key(generated.plaintext),
             created_by=created_by if created_by is not None and created_by.pk else None,
+            rolled_from=rolled_from,
         )
-        api_key.full_clean(exclude=["lookup_id"])
+        # Constraints are the database's to enforce (a concurrent create races any check).
+        api_key.full_clean(exclude=["lookup_id"], validate_constraints=False)
+        detail: dict[str, Any] = {
+            "permissions": api_key.permissions,
+            "repository_patterns": api_key.repository_patterns,
+            "expires_at": _iso(expires_at),
+        }
+        if rolled_from is not None:
+            detail["rolled_from"] = rolled_from.api_key_id
         try:
             with transaction.atomic():
                 api_key.save()
-                _audit_key(
-                    AuditEvent.Action.KEY_CREATED,
-                    api_key,
-                    created_by,
-                    actor_name,
-                    {"permissions": api_key.permissions, "expires_at": _iso(expires_at)},
-                )
+                _audit_key(AuditEvent.Action.KEY_CREATED, api_key, created_by, actor_name, detail)
         except IntegrityError as exc:
             # A concurrent create of the same client_id, or (36^12 lookup ids: astronomically
             # rare) a lookup id already taken, which the next draw replaces.
-            if ApiKey.objects.filter(client_id=client_id).exists():
+            if ApiKey.objects.filter(client_id=client_id, retires_at__isnull=True).exists():
                 raise ValidationError(
                     {"client_id": "An API key with this client_id exists."}
                 ) from exc
             continue
         return api_key, generated.plaintext
     raise RuntimeError("could not allocate a unique lookup id")  # pragma: no cover
+
+
+def api_key_create(
+    *,
+    name: str,
+    client_id: str,
+    permissions: list[str],
+    expires_at: datetime | None = None,
+    repository_patterns: Sequence[str] = DEFAULT_PATTERNS,
+    created_by: User | None = None,
+    actor_name: str = "",
+) -> tuple[ApiKey, str]:
+    """Create a key; return it with its plaintext, which exists nowhere else from now on."""
+    _check_expiry(expires_at)
+    with transaction.atomic():
+        return _insert_key(
+            name=name,
+            client_id=client_id,
+            permissions=permissions,
+            repository_patterns=_valid_patterns(repository_patterns),
+            expires_at=expires_at,
+            created_by=created_by,
+            actor_name=actor_name,
+        )
+
+
+class KeyIsRetiring(ValidationError):
+    """A rolled key stays as it was until it retires; its successor is the one to change."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This API key has been rolled: it stays as it is until it retires. Change its "
+            "successor instead.",
+            "retiring",
+        )
 
 
 def api_key_update(
@@ -127,32 +183,122 @@ def api_key_update(
     name: str,
     permissions: list[str],
     expires_at: datetime | None,
+    repository_patterns: Sequence[str] | None = None,
     actor_name: str = "",
 ) -> ApiKey:
-    """Change what an operator may change on a live key: name, permissions, expiry."""
+    """Change what an operator may change on a live key: name, permissions, expiry,
+    repositories. A narrowing reaches the key's outstanding tokens at their next request."""
     changes: dict[str, Any] = {}
     permissions = sorted(set(permissions))
+    patterns = (
+        list(api_key.repository_patterns)
+        if repository_patterns is None
+        else _valid_patterns(repository_patterns)
+    )
     if name != api_key.name:
         changes["name"] = name
     if permissions != sorted(api_key.permissions):
         changes["permissions"] = permissions
+    if patterns != list(api_key.repository_patterns):
+        changes["repository_patterns"] = patterns
+        changes["repository_patterns_before"] = list(api_key.repository_patterns)
     if expires_at != api_key.expires_at:
         _check_expiry(expires_at)
         changes["expires_at"] = _iso(expires_at)
     if not changes:
         return api_key
     api_key.name, api_key.permissions, api_key.expires_at = name, permissions, expires_at
-    api_key.full_clean(exclude=["lookup_id", "client_id"])
+    api_key.repository_patterns = patterns
+    api_key.full_clean(exclude=["lookup_id", "client_id"], validate_constraints=False)
     with transaction.atomic():
-        # Conditional on "not revoked" in the same statement: a revocation that commits
-        # between our read and this write cannot be followed by an edit.
-        written = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
-            name=name, permissions=permissions, expires_at=expires_at
+        # Conditional on "not revoked, not rolled" in the same statement: a revocation or a
+        # roll that commits between our read and this write cannot be followed by an edit.
+        written = ApiKey.objects.filter(
+            pk=api_key.pk, revoked_at__isnull=True, retires_at__isnull=True
+        ).update(
+            name=name,
+            permissions=permissions,
+            expires_at=expires_at,
+            repository_patterns=patterns,
         )
         if not written:
-            raise RevocationIsFinal()
+            stored = ApiKey.objects.filter(pk=api_key.pk).values_list("revoked_at", flat=True)
+            if not stored or stored[0] is not None:
+                raise RevocationIsFinal()
+            raise KeyIsRetiring()
         _audit_key(AuditEvent.Action.KEY_UPDATED, api_key, changed_by, actor_name, changes)
     return api_key
+
+
+MAX_GRACE = timedelta(days=30)
+DEFAULT_GRACE = timedelta(hours=24)
+
+
+def api_key_roll(
+    *,
+    api_key: ApiKey,
+    grace: timedelta = DEFAULT_GRACE,
+    rolled_by: User | None = None,
+    actor_name: str = "",
+) -> tuple[ApiKey, str]:
+    """Issue the key's successor (same name, client_id, permissions, repositories and expiry)
+    and retire the key at the end of `grace` (0: at once); return the successor and its
+    plaintext. Until then both work, so a CI secret is replaced without a failed build.
+
+    Refused (ValidationError) for a key that is revoked, expired or already rolled: roll its
+    successor instead. The retired key behaves as expired, and so do the tokens it minted."""
+    if grace < timedelta(0) or grace > MAX_GRACE:
+        raise ValidationError(
+            {"grace": f"The grace period must be between 0 and {MAX_GRACE.days * 24} hours."}
+        )
+    with transaction.atomic():
+        # Locked: two operators rolling the same key at once make one successor, not two.
+        old = ApiKey.objects.select_for_update().filter(pk=api_key.pk).first()
+        if old is None:
+            raise ValidationError("This API key no longer exists.")
+        now = timezone.now()
+        if old.retires_at is not None:
+            successor = old.successors.order_by("-created_at").first()
+            raise ValidationError(
+                "This API key has already been rolled"
+                + (f" (its successor is {successor.api_key_id})" if successor else "")
+                + "; roll the successor instead."
+            )
+        unusable = _unusable(old, now)
+        if unusable:
+            raise ValidationError(f"{unusable[1]} Only a usable key can be rolled.")
+        retires_at = now + grace
+        # Retire first: the successor takes over the client_id, unique among keys that are
+        # not retiring.
+        ApiKey.objects.filter(pk=old.pk).update(retires_at=retires_at)
+        old.retires_at = retires_at
+        successor, plaintext = _insert_key(
+            name=old.name,
+            client_id=old.client_id,
+            permissions=old.permissions,
+            repository_patterns=old.repository_patterns,
+            expires_at=old.expires_at,
+            created_by=rolled_by,
+            actor_name=actor_name,
+            rolled_from=old,
+        )
+        _audit_key(
+            AuditEvent.Action.KEY_ROLLED,
+            old,
+            rolled_by,
+            actor_name,
+            {
+                "successor": successor.api_key_id,
+                "grace_seconds": int(grace.total_seconds()),
+                "retires_at": _iso(retires_at),
+            },
+        )
+    api_key.retires_at = retires_at
+    logger.info(
+        "api key rolled",
+        extra={"api_key_id": old.api_key_id, "successor": successor.api_key_id},
+    )
+    return successor, plaintext
 
 
 def api_key_revoke(
@@ -220,6 +366,8 @@ def _unusable(api_key: ApiKey, now: datetime) -> tuple[str, str] | None:
     if status == ApiKey.Status.REVOKED:
         return "api_key_revoked", "The API key has been revoked."
     if status == ApiKey.Status.EXPIRED:
+        if api_key.retires_at is not None and api_key.retires_at <= now:
+            return "api_key_expired", "The API key was rolled and has retired; use its successor."
         return "api_key_expired", "The API key has expired."
     return None
 
@@ -288,7 +436,7 @@ def m2m_authenticate(
     parsed: ParsedKey | None = parse_key(presented_key)  # cheap: no hashing, no query
     if parsed is None:
         raise refuse_for_ip(errors.invalid_api_key("The API key is malformed."))
-    api_key = api_key_for_authentication(lookup_id=parsed.lookup_id)
+    api_key = api_key_state(lookup_id=parsed.lookup_id)
     if api_key is None:
         raise refuse_for_ip(errors.api_key_not_found())
     if not key_matches(parsed.plaintext, api_key.secret_hash):
@@ -363,15 +511,22 @@ class ApiKeyPrincipal:
     def api_key_id(self) -> str:
         return self.api_key.api_key_id
 
+    @property
+    def repository_patterns(self) -> tuple[str, ...]:
+        """The repositories the key may touch now (read with its state on this request)."""
+        return tuple(self.api_key.repository_patterns)
+
 
 def principal_from_token(*, token: str, now: datetime | None = None) -> ApiKeyPrincipal:
-    """Verify the token, then the key's state now: a revoked, deleted or expired key fails at
-    once, whatever the token's own expiry says."""
+    """Verify the token, then the key's state now: a revoked, deleted, expired or retired key
+    fails at once, whatever the token's own expiry says, and the key's current permissions
+    and repositories apply, not those it had when the token was minted."""
     try:
         claims = verify_token(token)
     except TokenRejected as exc:
         raise errors.token_rejected(exc.code, exc.detail) from exc
-    api_key = api_key_get(api_key_id=claims["api_key_id"])
+    lookup_id = lookup_id_from_api_key_id(claims["api_key_id"])
+    api_key = api_key_state(lookup_id=lookup_id) if lookup_id is not None else None
     if api_key is None:
         raise errors.token_rejected("invalid_token", "The API key behind this token was deleted.")
     if api_key.client_id != claims["client_id"]:

@@ -18,6 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from gerion.files import create_once
 
@@ -49,10 +51,11 @@ class SigningKey:
     private_key: rsa.RSAPrivateKey = field(repr=False)
     kid: str
     public_jwk: dict[str, str]
+    # Derived once: every token check verifies with it.
+    public_key: rsa.RSAPublicKey = field(init=False, repr=False)
 
-    @property
-    def public_key(self) -> rsa.RSAPublicKey:
-        return self.private_key.public_key()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_key", self.private_key.public_key())
 
     @property
     def bits(self) -> int:
@@ -127,7 +130,23 @@ def _load_keyset(active_path: str, retired_paths: tuple[str, ...]) -> KeySet:
     )
 
 
+_current: KeySet | None = None
+
+
 def get_keyset() -> KeySet:
     """The configured key set, loaded once per process per configuration. Rotating keys is a
-    configuration change followed by a (graceful) restart, as with any secret."""
-    return _load_keyset(active_key_path(), tuple(settings.GERION_JWT_RETIRED_KEYS))
+    configuration change followed by a (graceful) restart, as with any secret. Every token
+    minted or checked asks for it, so it is kept at hand rather than looked up again."""
+    global _current
+    keyset = _current
+    if keyset is None:
+        keyset = _current = _load_keyset(active_key_path(), tuple(settings.GERION_JWT_RETIRED_KEYS))
+    return keyset
+
+
+@receiver(setting_changed)
+def _forget_keyset(*, setting: str, **kwargs: Any) -> None:
+    """Tests (and anything else that changes settings at run time) get the new key set."""
+    global _current
+    if setting.startswith("GERION_JWT_"):
+        _current = None

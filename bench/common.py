@@ -17,18 +17,25 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def configure(**defaults: str) -> None:
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def configure(*, redis: bool = False, **defaults: str) -> None:
     """Settings for a benchmark process: its own database (BENCH_DATABASE_URL, default
-    gerion_bench), quiet logs, and any further defaults. Call before Django is imported."""
+    gerion_bench), with `redis` its own Redis db (BENCH_REDIS_URL, default db 14: never the
+    tests' or a server's), quiet logs, and any further defaults. Call before Django is
+    imported."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gerion.settings")
     os.environ["DATABASE_URL"] = os.environ.get(
         "BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench"
     )
-    os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
+    if redis:
+        os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", BENCH_REDIS_URL)
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
+    os.environ.setdefault("GERION_LOG_LEVEL", "WARNING")
 
 
 def ensure_database() -> None:

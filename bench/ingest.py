@@ -43,7 +43,7 @@ from bench.common import configure, ensure_database, start_gunicorn, worker_peak
 os.environ["BENCH_DATABASE_URL"] = (
     os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/gerion_bench") + "_ingest"
 )
-configure(REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+configure(redis=True)
 
 PACKAGES = ["lodash", "requests", "log4j-core", "openssl", "jackson-databind", "urllib3", "axios"]
 CWES = ["CWE-79", "CWE-89", "CWE-22", "CWE-78", "CWE-502", "CWE-400", "CWE-1321", "CWE-918"]

@@ -4,9 +4,9 @@ once for a bounded time; then a check in the database that every finding acknowl
 
     python bench/load.py [--duration 30] [--clients 24] [--threads 16] [--workers 3]
 
-Uses its own database (BENCH_DATABASE_URL, default gerion_bench) and Redis db 14. Prints
-requests/s, latency percentiles per kind of request, and error counts; exits non-zero on any
-5xx, transport error or lost finding.
+Uses its own database (BENCH_DATABASE_URL, default gerion_bench) and Redis db (BENCH_REDIS_URL,
+default db 14). Prints requests/s, latency percentiles per kind of request, and error counts;
+exits non-zero on any 5xx, transport error or lost finding.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import configure, ensure_database, start_gunicorn
 
-configure(REDIS_URL="redis://127.0.0.1:6379/14")
+configure(redis=True)
 
 
 @dataclass

@@ -76,7 +76,9 @@ def load(total: int) -> None:
             }
         )
         del findings
-        findings_ingest(body=body, api_key=api_key, client_id=api_key.client_id)
+        findings_ingest(
+            body=body, api_key=api_key, client_id=api_key.client_id, repository_patterns=("*",)
+        )
         print(f"loaded stream {stream + 1}", file=sys.stderr)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE findings_finding")

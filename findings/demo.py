@@ -511,6 +511,7 @@ def demo_seed(*, username: str, password: str) -> DemoResult:
                 body=_body(stream, findings, str(build_number + offset), first_seen),
                 api_key=result.api_key,
                 client_id=client_id,
+                repository_patterns=result.api_key.repository_patterns,
             ).as_response()
             result.uploads += 1
             result.created += ingested["created"]

@@ -235,10 +235,14 @@ class Finding(models.Model):
                 name="finding_open_idx",
             ),
             # Staff list, most severe first, newest first within a severity (keyset pages), for
-            # all repositories and for one.
+            # all repositories and for one. The pattern operator class also answers an API
+            # key's repository globs (`acme/%`, findings.selectors.RepositoryGlob) from this
+            # index whatever the database's collation; equality uses it as before.
             models.Index(fields=["severity_rank", "-id"], name="finding_severity_rank_idx"),
             models.Index(
-                fields=["repository_name", "severity_rank", "-id"], name="finding_repo_rank_idx"
+                fields=["repository_name", "severity_rank", "-id"],
+                opclasses=["varchar_pattern_ops", "int2_ops", "int8_ops"],
+                name="finding_repo_rank_idx",
             ),
         ]
 

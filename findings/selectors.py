@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -20,7 +24,10 @@ from django.db.models import (
     Subquery,
     When,
 )
+from django.db.models.lookups import Lookup
+from django.db.models.sql.compiler import SQLCompiler
 
+from apikeys.repositories import allows_all, like_pattern, sqlite_glob_pattern
 from findings.models import (
     SEVERITY_ORDER,
     SEVERITY_RANK,
@@ -101,6 +108,52 @@ class FindingFilters:
     min_severity: str | None = None  # this one and above
     active_only: bool = False
     status: str | None = None
+    # The API key's repositories (apikeys.repositories globs): every API read passes its
+    # principal's `repository_patterns`; None (staff pages) means no restriction.
+    repository_patterns: tuple[str, ...] | None = None
+
+
+class RepositoryGlob(Lookup[str]):
+    """`lhs` matches one glob of apikeys.repositories. PostgreSQL: LIKE with `%`, `_` and
+    `\\` escaped, which a prefix such as `acme/%` answers from the varchar_pattern_ops index
+    (finding_repo_rank_idx); SQLite: GLOB, because its LIKE ignores case."""
+
+    lookup_name = "repository_glob"
+    prepare_rhs = False
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[str | int, ...]]:
+        lhs, rhs, params = self._sides(compiler, connection, like_pattern)
+        return f"{lhs} LIKE {rhs} ESCAPE '\\'", params
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[str | int, ...]]:
+        lhs, rhs, params = self._sides(compiler, connection, sqlite_glob_pattern)
+        return f"{lhs} GLOB {rhs}", params
+
+    def _sides(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        translate: Callable[[str], str],
+    ) -> tuple[str, str, tuple[str | int, ...]]:
+        """Both sides compiled, the glob translated for this database."""
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return lhs, rhs, (*lhs_params, *(translate(str(p)) for p in rhs_params))
+
+
+def repository_scope_q(patterns: tuple[str, ...], field: str = "repository_name") -> Q:
+    """The rows whose repository one of `patterns` allows: equality for exact names (one
+    index lookup for all of them), a glob match for the rest. No pattern: no row."""
+    if allows_all(patterns):
+        return Q()
+    exact = [p for p in patterns if "*" not in p]
+    parts = [Q(**{f"{field}__in": exact})] if exact else []
+    parts += [Q(RepositoryGlob(F(field), p)) for p in patterns if "*" in p]
+    return functools.reduce(operator.or_, parts) if parts else Q(pk__in=[])
 
 
 def status_q(status: str) -> Q:
@@ -117,6 +170,8 @@ def status_q(status: str) -> Q:
 
 def findings_filtered(filters: FindingFilters) -> QuerySet[Finding]:
     queryset = Finding.objects.all()
+    if filters.repository_patterns is not None:
+        queryset = queryset.filter(repository_scope_q(filters.repository_patterns))
     if filters.repository_name is not None:
         queryset = queryset.filter(repository_name=filters.repository_name)
     if filters.branch_name is not None:
@@ -188,6 +243,25 @@ def open_findings_by_repository() -> tuple[list[RepositoryCounts], dict[str, int
     rows = [RepositoryCounts(name, counts) for name, counts in per_repository.items()]
     rows.sort(key=lambda r: (-r.total, r.repository_name))
     return rows, totals
+
+
+@dataclass(frozen=True)
+class KnownRepositories:
+    matching: int
+    total: int
+    first: list[str]  # the first few matching names, alphabetically
+
+
+def known_repositories(patterns: tuple[str, ...], *, first: int = 20) -> KnownRepositories:
+    """Of the repositories with findings (the streams table: one row per stream), those that
+    `patterns` reach, counted, with the first few named: what an API key may touch today."""
+    names = Stream.objects.values_list("repository_name", flat=True).distinct().order_by()
+    matching = names.filter(repository_scope_q(patterns))
+    return KnownRepositories(
+        matching=matching.count(),
+        total=names.count(),
+        first=list(matching.order_by("repository_name")[:first]),
+    )
 
 
 def recent_uploads(limit: int = 10) -> list[Upload]:

@@ -6,7 +6,7 @@ import gc
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apikeys.models import ApiKey
+from apikeys.repositories import allows as repository_allowed
 from findings.merge import MergeCounts, RepeatedFindingId, UploadContext, merge_upload
 from findings.models import Finding, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload
@@ -58,13 +59,34 @@ def _stream_lock_id(repository: str, branch: str, scan_type: str) -> int:
 _embedded_write_lock = threading.Lock()
 
 
-def findings_ingest(*, body: bytes | bytearray, api_key: ApiKey, client_id: str) -> IngestResult:
+class RepositoryNotAllowed(Exception):
+    """The upload's repository is outside the API key's repositories; nothing was stored."""
+
+    def __init__(self, repository_name: str) -> None:
+        super().__init__(repository_name)
+        self.repository_name = repository_name
+
+
+def findings_ingest(
+    *,
+    body: bytes | bytearray,
+    api_key: ApiKey,
+    client_id: str,
+    repository_patterns: Sequence[str],
+) -> IngestResult:
     """Store one upload atomically (SPEC "POST /api/v1/findings"): all of it or nothing.
 
-    Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body.
+    Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body, and
+    RepositoryNotAllowed (nothing stored) for a repository the key's `repository_patterns`
+    do not allow: an empty scan too, which would otherwise mitigate that stream's findings.
     """
     with _cyclic_gc_paused():
         parsed = read_upload(body)
+        # Before any finding is read: an upload outside the key's repositories costs nothing.
+        if parsed.repository_name and not repository_allowed(
+            repository_patterns, parsed.repository_name
+        ):
+            raise RepositoryNotAllowed(parsed.repository_name)
         if parsed.problems.error_total or parsed.scan_type is None:
             # The upload is refused, or its stream is not known before its findings are
             # read: read them all first (and list every problem).

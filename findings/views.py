@@ -18,12 +18,21 @@ from findings.cursors import decode_cursor, encode_cursor
 from findings.models import SEVERITY_ORDER, ScanType
 from findings.normalize import SEVERITY_EXACT, UploadInvalid, normalize_scan_type
 from findings.selectors import FindingFilters, findings_api_page
-from findings.services import findings_ingest
+from findings.services import RepositoryNotAllowed, findings_ingest
 from gerion.memory import release_free_memory
 from gerion.problems import ProblemError
 from gerion.schema import problem_responses
 
 MAX_LIMIT = 1000
+
+
+def repository_not_allowed(repository_name: str) -> ProblemError:
+    """403 for a write outside the API key's repositories (reads are filtered instead)."""
+    return ProblemError(
+        f"This API key may not upload to the repository {repository_name!r}; nothing was stored.",
+        status=403,
+        code="repository_not_allowed",
+    )
 
 
 def _is_json(content_type: str) -> bool:
@@ -118,6 +127,10 @@ class FindingsView(APIView):
     @extend_schema(
         operation_id="findings_upload",
         summary="Upload the findings of one scan",
+        description=(
+            "403 `insufficient_scope` without `write:findings`; 403 `repository_not_allowed` "
+            "for a repository outside the API key's repositories (nothing is stored)."
+        ),
         request={"application/json": docs.UploadRequest},
         responses={
             201: OpenApiResponse(docs.UploadResult, "What was stored"),
@@ -135,13 +148,18 @@ class FindingsView(APIView):
         principal = principal_of(request)
         try:
             result = findings_ingest(
-                body=_read_body(request), api_key=principal.api_key, client_id=principal.client_id
+                body=_read_body(request),
+                api_key=principal.api_key,
+                client_id=principal.client_id,
+                repository_patterns=principal.repository_patterns,
             )
         except UploadInvalid as exc:
             code = "validation_error" if exc.errors else "invalid_json"
             raise ProblemError(
                 exc.detail, status=400, code=code, errors=exc.errors or None
             ) from exc
+        except RepositoryNotAllowed as exc:
+            raise repository_not_allowed(exc.repository_name) from exc
         finally:
             release_free_memory()
         return Response(result.as_response(), status=201)
@@ -149,6 +167,7 @@ class FindingsView(APIView):
     @extend_schema(
         operation_id="findings_list",
         summary="List findings (a bare JSON array, paged with a Link header)",
+        description="Only findings of the repositories the API key may touch.",
         parameters=[FindingQuery],
         responses={
             200: OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),
@@ -202,6 +221,7 @@ def _findings_page(
         severities=severities,
         min_severity=min_severity,
         active_only=data["active_only"],
+        repository_patterns=principal_of(request).repository_patterns,
     )
     rows, next_after = findings_api_page(filters, limit=data["limit"], after_id=after_id)
     headers = {}

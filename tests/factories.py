@@ -40,6 +40,7 @@ def make_api_key(
     permissions: tuple[str, ...] = ("write:findings", "read:findings"),
     expires_at: datetime | None = None,
     name: str = "CI runner",
+    repositories: tuple[str, ...] = ("*",),
 ) -> tuple[ApiKey, str]:
     """A fresh key and its plaintext."""
     return api_key_create(
@@ -47,5 +48,6 @@ def make_api_key(
         client_id=client_id or f"runner-{next(_counter)}",
         permissions=list(permissions),
         expires_at=expires_at,
+        repository_patterns=repositories,
         actor_name="tests",
     )

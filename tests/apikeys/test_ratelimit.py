@@ -136,3 +136,58 @@ def test_the_shared_bucket_resumes_when_redis_returns(redis_client):
     clock.advance(2.5)
     assert bucket.take("key:x").allowed
     assert redis_client.exists("gerion:rl:key:x")  # the second take went to Redis
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A throwaway Redis server: these tests flush its scripts and kill its connections."""
+    import subprocess
+    import time
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, **settings.CACHES["default"]["OPTIONS"])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield client
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_a_script_redis_forgot_is_loaded_again_and_counted_once(own_redis):
+    bucket = RedisTokenBucket(own_redis, 10, 30.0, clock=FakeClock())
+    assert bucket.take("key:a").allowed
+    own_redis.script_flush()  # what a Redis restart does to the script cache
+    assert bucket.take("key:a").allowed
+    assert float(own_redis.hget("gerion:rl:key:a", "tokens")) == 8  # two takes, not three
+
+
+def test_a_pooled_connection_redis_dropped_is_replaced_without_an_error(own_redis):
+    bucket = RedisTokenBucket(own_redis, 10, 30.0, clock=FakeClock())
+    assert bucket.take("key:a").allowed
+    own_redis.client_kill_filter(_type="normal", skipme=False)  # every client, ours too
+    assert bucket.take("key:a").allowed
+    assert float(own_redis.hget("gerion:rl:key:a", "tokens")) == 8

@@ -15,17 +15,27 @@ from tests.factories import PASSWORD, SuperuserFactory
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
+def add_key(page, base, name, client_id, *, repositories=None):
+    """Fill in the admin's "Add API key" form (both permissions) and save it."""
+    page.get(base + "/admin/apikeys/apikey/add/")
+    page.find_element(By.ID, "id_name").send_keys(name)
+    page.find_element(By.ID, "id_client_id").send_keys(client_id)
+    for checkbox in page.find_elements(By.CSS_SELECTOR, "input[name=permissions]"):
+        checkbox.click()
+    field = page.find_element(By.ID, "id_repository_patterns")
+    assert field.get_attribute("value") == "*"  # every repository unless narrowed
+    if repositories is not None:
+        field.clear()
+        field.send_keys(repositories)
+    click_and_wait(page, page.find_element(By.NAME, "_save"))
+
+
 def test_issue_use_and_revoke_a_key_in_the_admin(page, live_server):
     SuperuserFactory(username="oncall")
     base = live_server.url
     sign_in(page, base, "oncall", PASSWORD, path="/admin/login/?next=/admin/")
 
-    page.get(base + "/admin/apikeys/apikey/add/")
-    page.find_element(By.ID, "id_name").send_keys("GitHub Actions, payments")
-    page.find_element(By.ID, "id_client_id").send_keys("gha-payments")
-    for checkbox in page.find_elements(By.CSS_SELECTOR, "input[name=permissions]"):
-        checkbox.click()
-    click_and_wait(page, page.find_element(By.NAME, "_save"))
+    add_key(page, base, "GitHub Actions, payments", "gha-payments")
 
     plaintext = page.find_element(By.ID, "plaintext-key").get_attribute("value")
     assert plaintext.startswith("gerion_")
@@ -85,4 +95,91 @@ def test_issue_use_and_revoke_a_key_in_the_admin(page, live_server):
     assert "API key created" in trail
     assert "API key revoked" in trail
     assert "oncall" in trail
+    assert console_errors(page) == []
+
+
+def test_limit_a_key_to_repositories_and_roll_it_in_the_admin(page, live_server):
+    SuperuserFactory(username="oncall")
+    base = live_server.url
+    sign_in(page, base, "oncall", PASSWORD, path="/admin/login/?next=/admin/")
+
+    add_key(page, base, "GitLab CI, payments", "gl-payments", repositories="payments/*")
+    first_key = page.find_element(By.ID, "plaintext-key").get_attribute("value")
+    assert "the repositories payments/*" in page.page_source
+
+    def token(plaintext):
+        response = requests.post(
+            base + "/api/v1/auth/m2m/authenticate",
+            json={"client_id": "gl-payments"},
+            headers={"X-API-Key": plaintext},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def upload(bearer, repository):
+        body = {
+            "metadata": {
+                "repository_name": repository,
+                "branch_name": "main",
+                "build_id": "7",
+                "code_path": ".",
+                "scan_type": "SAST",
+            },
+            "findings": [{"finding_id": "f1", "title": "SQL injection", "severity": "High"}],
+        }
+        return requests.post(
+            base + "/api/v1/findings",
+            json=body,
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=10,
+        )
+
+    old_token = token(first_key)
+    assert upload(old_token, "payments/api").status_code == 201
+    refused = upload(old_token, "search/indexer")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "repository_not_allowed"
+
+    # The key's page says, in words, what it may touch.
+    key = ApiKey.objects.get(client_id="gl-payments")
+    page.get(base + f"/admin/apikeys/apikey/{key.pk}/change/")
+    scope = page.find_element(By.CSS_SELECTOR, ".field-repository_scope").text
+    assert "every repository under payments/" in scope
+    assert "1 of the 1 repositories with findings: payments/api." in scope
+    screenshot(page, "admin-key-scope.png")
+
+    # Rotate the CI secret without a failed build: roll with an hour of overlap.
+    click_and_wait(page, page.find_element(By.CSS_SELECTOR, "a.roll-link"))
+    grace = page.find_element(By.ID, "id_grace_hours")
+    assert grace.get_attribute("value") == "24"
+    grace.clear()
+    grace.send_keys("1")
+    click_and_wait(page, page.find_element(By.CSS_SELECTOR, "input[value='Yes, roll']"))
+    second_key = page.find_element(By.ID, "plaintext-key").get_attribute("value")
+    assert second_key.startswith("gerion_")
+    assert second_key != first_key
+    replaces = page.find_element(By.ID, "rolled-from").text
+    assert f"It replaces {key.api_key_id}, which keeps working for 59" in replaces
+    screenshot(page, "admin-key-rolled.png")
+
+    # The list shows both, the old one retiring with the time it has left.
+    page.get(base + "/admin/apikeys/apikey/")
+    listing = page.find_element(By.ID, "result_list").text
+    successor = ApiKey.objects.get(client_id="gl-payments", retires_at__isnull=True)
+    assert "Retiring (rolled)" in listing
+    assert f"left; successor {successor.api_key_id}" in listing
+    assert f"successor of {key.api_key_id}" in listing
+    screenshot(page, "admin-keys-rolling.png")
+
+    # During the overlap both secrets work, with the same repositories.
+    new_token = token(second_key)
+    assert upload(new_token, "payments/web").status_code == 201
+    assert upload(new_token, "search/indexer").status_code == 403
+    assert upload(old_token, "payments/api").status_code == 201
+    token(first_key)
+
+    page.get(base + "/admin/apikeys/auditevent/")
+    trail = page.find_element(By.ID, "result_list").text
+    assert "API key rolled" in trail
     assert console_errors(page) == []

@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from findings.models import Finding
 from tests.factories import SuperuserFactory
 from tests.findings.conftest import documented_body, post, sast
 
@@ -26,7 +27,9 @@ def test_admin_lists_and_filters_findings_and_uploads(client, writer, admin_clie
     assert admin_client.get("/admin/findings/finding/", {"status": "Active"}).status_code == 200
     assert admin_client.get("/admin/findings/upload/").status_code == 200
     assert admin_client.get("/admin/findings/stream/").status_code == 200
-    finding_page = admin_client.get("/admin/findings/finding/1/change/")
+    # By its id, not 1: sequences are not rolled back between tests.
+    first = Finding.objects.get(finding_id="f0", branch_name="main").pk
+    finding_page = admin_client.get(f"/admin/findings/finding/{first}/change/")
     assert finding_page.status_code == 200
     assert b"Issue 0" in finding_page.content
-    assert admin_client.post("/admin/findings/finding/1/change/", {}).status_code == 403
+    assert admin_client.post(f"/admin/findings/finding/{first}/change/", {}).status_code == 403

@@ -1,5 +1,6 @@
 """manage.py createapikey --name N --client-id C --permissions write:findings[,read:findings]
-[--expires-at ISO8601]; the plaintext key alone is the last line of stdout."""
+[--expires-at ISO8601] [--repositories 'acme/*,tools/cli']; the plaintext key alone is the
+last line of stdout."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from apikeys.models import Permission
+from apikeys.repositories import split_patterns
 from apikeys.services import api_key_create
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line for an operator's terminal."""
+    if not hasattr(exc, "error_dict"):
+        return " ".join(exc.messages)
+    return "; ".join(f"{field}: {' '.join(errs)}" for field, errs in exc.message_dict.items())
 
 
 def parse_expiry(value: str) -> datetime:
@@ -34,6 +43,12 @@ class Command(BaseCommand):
             help=f"Comma-separated: {', '.join(Permission.values)}",
         )
         parser.add_argument("--expires-at", help="ISO 8601; without a time zone, UTC")
+        parser.add_argument(
+            "--repositories",
+            default="*",
+            help="Comma-separated globs the key may touch, e.g. 'acme/*,tools/cli' "
+            "(* matches any characters, / included); default * (every repository)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         permissions = [p.strip() for p in options["permissions"].split(",") if p.strip()]
@@ -44,17 +59,16 @@ class Command(BaseCommand):
                 client_id=options["client_id"],
                 permissions=permissions,
                 expires_at=expires_at,
+                repository_patterns=split_patterns(options["repositories"]),
                 actor_name="manage.py createapikey",
             )
         except ValidationError as exc:
-            messages = "; ".join(
-                f"{field}: {' '.join(errs)}" for field, errs in exc.message_dict.items()
-            )
-            raise CommandError(messages) from exc
+            raise CommandError(validation_message(exc)) from exc
         self.stderr.write(
             f"Created {api_key.api_key_id} for client_id {api_key.client_id} "
-            f"({', '.join(api_key.permissions)}"
-            + (f", expires {api_key.expires_at.isoformat()}" if api_key.expires_at else "")
+            f"({', '.join(api_key.permissions)}; repositories "
+            f"{', '.join(api_key.repository_patterns)}"
+            + (f"; expires {api_key.expires_at.isoformat()}" if api_key.expires_at else "")
             + "). Store the key now: it cannot be shown again."
         )
         self.stdout.write(f"api_key_id: {api_key.api_key_id}")
