@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/gerion
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint check bench load install install-dev browser clean
+.PHONY: run test lint check bench load install install-dev browser nginx clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,8 +44,21 @@ browser:
 		fi; \
 	fi
 
+## The slow-client test puts Debian's nginx in front of gunicorn (its own configuration, ports
+## and temporary files; never the system service); installed here when missing and we may (root).
+nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing nginx"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null \
+			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null; }; \
+		else \
+			echo "the reverse-proxy tests need: sudo apt-get install nginx"; \
+		fi; \
+	fi
+
 ## The whole test suite against PostgreSQL and Redis (DATABASE_URL / REDIS_URL).
-test: $(VENV)/.dev browser
+test: $(VENV)/.dev browser nginx
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 

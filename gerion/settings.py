@@ -231,8 +231,12 @@ GERION_AUTH_BURST = env_int("GERION_AUTH_BURST", 10)
 # Failed key attempts one client IP may make per minute before it gets 429s.
 GERION_AUTH_FAILURES_PER_MINUTE = env_int("GERION_AUTH_FAILURES_PER_MINUTE", 60)
 # Failed sign-ins (staff pages and admin) per client address, as a django-ratelimit rate; past it,
-# every sign-in from that address is refused with a 429 until the window ends.
+# every sign-in from that address is refused with a 429 until the window ends (gerion/login.py).
+# The same rate applies to a browser that signed in as that user before, on its own.
 GERION_LOGIN_FAILURE_RATE = os.environ.get("GERION_LOGIN_FAILURE_RATE", "10/5m")
+# Failed sign-ins per username from anywhere (a guess spread over many addresses); past it, that
+# username is refused from every browser that has not signed in as it before.
+GERION_LOGIN_USERNAME_FAILURE_RATE = os.environ.get("GERION_LOGIN_USERNAME_FAILURE_RATE", "20/15m")
 # last_used_at is written at most once per key per this many seconds.
 GERION_LAST_USED_RESOLUTION_SECONDS = 60
 
