@@ -130,9 +130,24 @@ class HealthCheckMiddleware:
         return self.get_response(request)
 
 
+# The one request that may carry a large body: a findings upload (SPEC: at least 64 MiB).
+LARGE_BODY_REQUESTS = {("POST", "/api/v1/findings")}
+
+
+def body_limit(request: HttpRequest) -> int:
+    """GERION_MAX_BODY_BYTES for a findings upload; GERION_MAX_SMALL_BODY_BYTES for everything
+    else (sign-in and admin forms, authentication), so that nobody, signed in or not, can make
+    a worker buffer megabytes it will never use."""
+    large = settings.GERION_MAX_BODY_BYTES
+    if (request.method, request.path) in LARGE_BODY_REQUESTS:
+        return large
+    return min(settings.GERION_MAX_SMALL_BODY_BYTES, large)
+
+
 class BodySizeLimitMiddleware:
-    """413 for a body whose declared length exceeds GERION_MAX_BODY_BYTES, before reading it;
-    411 for an API body sent without a length (chunked), which Django would read as empty."""
+    """413 for a body whose declared length exceeds its limit (body_limit), before reading it;
+    411 for a body sent without a length (chunked), which Django would read as empty. Both are
+    problem documents, on every path."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
@@ -140,26 +155,20 @@ class BodySizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         raw = request.META.get("CONTENT_LENGTH") or ""
         if not raw and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return _refuse(
-                request, 411, "length_required", "Send the body with a Content-Length header."
+            return problem_response(
+                411, "length_required", "Send the body with a Content-Length header."
             )
         try:
             length = int(raw or "0")
         except ValueError:
             length = -1
         if length < 0:
-            return _refuse(request, 400, "invalid_content_length", "Content-Length is invalid.")
-        if length > settings.GERION_MAX_BODY_BYTES:
-            detail = f"The body exceeds the limit of {settings.GERION_MAX_BODY_BYTES} bytes."
-            return _refuse(request, 413, "payload_too_large", detail)
+            return problem_response(400, "invalid_content_length", "Content-Length is invalid.")
+        limit = body_limit(request)
+        if length > limit:
+            detail = f"The body exceeds the limit of {limit} bytes for this request."
+            return problem_response(413, "payload_too_large", detail)
         return self.get_response(request)
-
-
-def _refuse(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
-    """A problem document on the API, plain text elsewhere."""
-    if is_api_path(request.path):
-        return problem_response(status, code, detail)
-    return HttpResponse(detail, status=status, content_type="text/plain")
 
 
 # Pages may load only what this service serves: no inline script, no other origin, no framing.

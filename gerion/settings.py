@@ -77,10 +77,11 @@ MIDDLEWARE = [
     # Before host validation and the HTTPS redirect: load balancers and the container health
     # check probe by IP over plain HTTP.
     "gerion.middleware.HealthCheckMiddleware",
+    # Before anything that could read a body (CSRF, forms): a 413 or 411 without reading it.
+    "gerion.middleware.BodySizeLimitMiddleware",
     "gerion.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "gerion.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -191,9 +192,11 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Request size ------------------------------------------------------------------------------
 # A finding upload of ~150,000 findings is ~67 MB of JSON; a larger declared Content-Length gets
-# a 413 before the body is read (and an API body without Content-Length, a 411).
+# a 413 before the body is read (and a body without Content-Length, a 411).
 GERION_MAX_BODY_BYTES = env_int("GERION_MAX_BODY_BYTES", 96 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GERION_MAX_BODY_BYTES
+# Every other request body (sign-in and admin forms, authentication): small, whoever asks.
+GERION_MAX_SMALL_BODY_BYTES = env_int("GERION_MAX_SMALL_BODY_BYTES", 64 * 1024)
 # Clients behind this many trusted reverse proxies: the client IP is that many hops from the
 # right of X-Forwarded-For. 0 trusts no header (REMOTE_ADDR only).
 GERION_TRUSTED_PROXY_COUNT = env_int("GERION_TRUSTED_PROXY_COUNT", 0)
