@@ -10,7 +10,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
 from django.template.loader import render_to_string
+from django.utils.cache import patch_cache_control
 
 from gerion.context import client_id_var, request_id_var
 from gerion.net import client_ip
@@ -190,17 +193,26 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 class SecurityHeadersMiddleware:
-    """A content security policy on every page, and no caching of API answers (findings and
-    tokens are nobody's business but the client's). Django's SecurityMiddleware and
-    XFrameOptionsMiddleware add HSTS, nosniff, referrer policy and frame options."""
+    """Security headers on every answer, whatever built it (a problem that ProblemMiddleware
+    put in place of Django's page, a refused body, a health check): Django's (nosniff, referrer
+    and opener policy, HSTS, frame options), a content security policy on HTML, and no caching:
+    `no-store` on the API (findings and tokens are nobody's business but the client's; the JWKS
+    sets its own lifetime), `private, no-store` on every page but static files."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
+        # Their response halves only; the HTTPS redirect stays after the health checks.
+        self.django_security = SecurityMiddleware(get_response)
+        self.frame_options = XFrameOptionsMiddleware(get_response)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
+        self.django_security.process_response(request, response)
+        self.frame_options.process_response(request, response)
         if response.get("Content-Type", "").startswith("text/html"):
             response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         if is_api_path(request.path):
             response.setdefault("Cache-Control", "no-store")
+        elif not request.path.startswith(settings.STATIC_URL):
+            patch_cache_control(response, private=True, no_store=True)
         return response

@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost: request id and access log, so that they cover every response below.
     "gerion.middleware.RequestContextMiddleware",
+    # Outside everything that may build a response, problems included: headers on every answer.
+    "gerion.middleware.SecurityHeadersMiddleware",
     # Turns every error on /api/ into a problem document, whatever raised it.
     "gerion.middleware.ProblemMiddleware",
     # Before host validation and the HTTPS redirect: load balancers and the container health
@@ -79,7 +81,6 @@ MIDDLEWARE = [
     "gerion.middleware.HealthCheckMiddleware",
     # Before anything that could read a body (CSRF, forms): a 413 or 411 without reading it.
     "gerion.middleware.BodySizeLimitMiddleware",
-    "gerion.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
