@@ -147,7 +147,9 @@ def _limited(
         if request.method != "POST":
             return view(request, *args, **kwargs)
         username = username_of(request)
-        full = [window for window in _windows(request, username, count_this_one=False) if window.full]
+        full = [
+            window for window in _windows(request, username, count_this_one=False) if window.full
+        ]
         if full:
             return _too_many(request, full)
         response = view(request, *args, **kwargs)

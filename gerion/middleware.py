@@ -1,4 +1,5 @@
-"""Project-wide middleware: request context and access log, problem errors, body-size limit."""
+"""Project-wide middleware: request context and access log, problem errors, body-size limit,
+security headers, refusal of NUL characters."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    QueryDict,
+)
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.template.loader import render_to_string
@@ -216,3 +223,46 @@ class SecurityHeadersMiddleware:
         elif not request.path.startswith(settings.STATIC_URL):
             patch_cache_control(response, private=True, no_store=True)
         return response
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _carries_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path_info:
+        return True
+    if any("\x00" in name or "\x00" in value for name, value in _pairs(request.GET)):
+        return True
+    if any("\x00" in name or "\x00" in value for name, value in request.COOKIES.items()):
+        return True
+    if any(
+        "\x00" in str(value) for name, value in request.META.items() if name.startswith("HTTP_")
+    ):
+        return True
+    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if request.method == "POST" and content_type in _FORM_TYPES:
+        return any("\x00" in name or "\x00" in value for name, value in _pairs(request.POST))
+    return False
+
+
+def _pairs(query: QueryDict) -> list[tuple[str, str]]:
+    return [(name, value) for name, values in query.lists() for value in values]
+
+
+class RefuseNulMiddleware:
+    """400 for a NUL character anywhere a client controls text: path, query values (every
+    filter of the staff pages, the admin and the API), cookies, headers and form fields.
+    PostgreSQL can neither store nor compare it, so a filter or lookup on it would be a 500.
+    JSON bodies are checked by their readers (findings.normalize, the authenticate view)."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if _carries_nul(request):
+            if is_api_path(request.path):
+                return problem_response(
+                    400, "nul_character", "NUL characters are not accepted in a request."
+                )
+            return HttpResponseBadRequest(render_to_string("400.html"))
+        return self.get_response(request)

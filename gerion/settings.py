@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "gerion.middleware.HealthCheckMiddleware",
     # Before anything that could read a body (CSRF, forms): a 413 or 411 without reading it.
     "gerion.middleware.BodySizeLimitMiddleware",
+    # NUL anywhere a client controls text (query, path, cookies, forms): a 400, never a 500.
+    "gerion.middleware.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
