@@ -267,6 +267,61 @@ ATTACKS: dict[str, Callable[[dict[str, Any], JwksBait], str]] = {
 }
 
 
+def retyped(victim: dict[str, Any], claim: str, value: Any) -> str:
+    """The genuine claims, one of them replaced by a value of another type, re-signed."""
+    return sign_rs256(victim["header"], {**victim["claims"], claim: value}, our_key())
+
+
+def raw_claims(victim: dict[str, Any], payload: bytes) -> str:
+    """Claims as given bytes (duplicate names, say), re-signed with our key."""
+    signing_input = f"{encode(victim['header'])}.{b64(payload)}".encode()
+    signature = our_key().sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input.decode()}.{b64(signature)}"
+
+
+# A validly signed token whose claims have the wrong type must be a 401, never a 500 (the
+# probe: string iat/exp reached the lifetime arithmetic).
+_TIME_VALUES: dict[str, Callable[[int], Any]] = {
+    "string": str,
+    "fraction": lambda t: t + 0.5,
+    "whole-float": float,
+    "true": lambda t: True,
+    "null": lambda t: None,
+    "huge": lambda t: 10**40,
+    "negative": lambda t: -t,
+    "nan": lambda t: float("nan"),
+    "infinity": lambda t: float("inf"),
+    "minus-infinity": lambda t: float("-inf"),
+    "object": lambda t: {"$date": t},
+    "list": lambda t: [t],
+}
+_TEXT_VALUES: dict[str, Any] = {
+    "number": 12345,
+    "true": True,
+    "null": None,
+    "list": ["gerion-api"],
+    "object": {"value": "x"},
+    "nul": "x\u0000y",
+}
+for _claim in ("iat", "nbf", "exp"):
+    for _label, _make in _TIME_VALUES.items():
+        ATTACKS[f"{_claim}-{_label}"] = lambda v, b, c=_claim, m=_make: retyped(
+            v, c, m(v["claims"][c])
+        )
+for _claim in ("iss", "aud", "sub", "client_id", "api_key_id", "scope", "jti"):
+    for _label, _value in _TEXT_VALUES.items():
+        ATTACKS[f"{_claim}-{_label}"] = lambda v, b, c=_claim, x=_value: retyped(v, c, x)
+ATTACKS["api-key-id-with-nul"] = lambda v, b: retyped(
+    v, "api_key_id", v["claims"]["api_key_id"] + "\x00"
+)
+ATTACKS["duplicate-exp"] = lambda v, b: raw_claims(
+    v,
+    json.dumps(v["claims"]).encode()[:-1] + f', "exp": {v["claims"]["exp"]}}}'.encode(),
+)
+ATTACKS["claims-a-string"] = lambda v, b: raw_claims(v, b'"claims"')
+ATTACKS["claims-not-utf8"] = lambda v, b: raw_claims(v, b'{"sub": "\xff\xfe"}')
+
+
 def assert_refused(server, token: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     post = requests.post(server.url + "/api/v1/findings", json=BODY, headers=headers, timeout=10)
