@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from findings.services import findings_ingest
-from tests.factories import make_api_key
-from tests.support.servers import gunicorn, live_database_url
+from tests.factories import SuperuserFactory, make_api_key
+from tests.support.servers import gunicorn, live_database_url, nginx
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -90,3 +90,35 @@ def test_behind_a_tls_proxy_the_scheme_comes_from_it(tmp_path, reader_token):
             server, bearer, {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
         )
         assert link.startswith(f"<https://{host}/api/v1/findings?")
+
+
+def test_behind_nginx_a_forged_client_address_does_not_dodge_the_sign_in_limit(tmp_path):
+    """With GERION_TRUSTED_PROXY_COUNT=1 the address is nginx's view of the client, whatever
+    X-Forwarded-For the client sends along."""
+    SuperuserFactory(username="admin")
+    env = {
+        "DATABASE_URL": live_database_url(),
+        "GERION_TRUSTED_PROXY_COUNT": "1",
+        "GERION_LOGIN_FAILURE_RATE": "5/5m",
+    }
+    with (
+        gunicorn(tmp_path, workers=2, env=env) as server,
+        nginx(tmp_path, server.url.removeprefix("http://")) as front,
+    ):
+        statuses = []
+        for n in range(7):
+            browser = requests.Session()
+            browser.get(front.url + "/accounts/login/", timeout=10)
+            form = {
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                "username": f"someone-{n}",
+                "password": "wrong",
+            }
+            response = browser.post(
+                front.url + "/accounts/login/",
+                data=form,
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+                timeout=10,
+            )
+            statuses.append(response.status_code)
+    assert statuses == [200] * 5 + [429, 429]
