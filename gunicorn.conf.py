@@ -57,10 +57,13 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "gerion.logging.JsonFormatter"}},
+    # gunicorn quotes the request line or header line it refuses: the quote is dropped.
+    "filters": {"gunicorn_requests": {"()": "gerion.logging.GunicornRequestFilter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": "json",
+            "filters": ["gunicorn_requests"],
             "stream": "ext://sys.stdout",
         }
     },

@@ -32,8 +32,12 @@ logger = logging.getLogger(__name__)
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
 
-# A caller-supplied request id is echoed only if it is short and harmless in logs and headers.
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A caller-supplied request id is echoed (and logged) only if it reads like an id: at most 64
+# characters, parts of hexadecimal digits (a UUID, nginx's $request_id) or of at most 16
+# letters and digits ("ci-run-42.step-7"). A secret sent there by mistake (a key whose "_"
+# became "-", a token) has a long random part that fits neither, and is replaced.
+_ID_PART = r"(?:[0-9A-Fa-f]+|[A-Za-z0-9]{1,16})"
+_REQUEST_ID_RE = re.compile(rf"^(?=.{{1,64}}$){_ID_PART}(?:[._:-]{_ID_PART})*$")
 
 
 def is_api_path(path: str) -> bool:

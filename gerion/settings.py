@@ -292,14 +292,18 @@ LOG_LEVEL = os.environ.get("GERION_LOG_LEVEL", "INFO").upper()
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "gerion.logging.RequestContextFilter"}},
+    "filters": {
+        "request_context": {"()": "gerion.logging.RequestContextFilter"},
+        # A refused Host (and every other SuspiciousOperation): one brief WARNING, no traceback.
+        "suspicious_requests": {"()": "gerion.logging.SuspiciousRequestFilter"},
+    },
     "formatters": {"json": {"()": "gerion.logging.JsonFormatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
             "formatter": "json",
-            "filters": ["request_context"],
+            "filters": ["request_context", "suspicious_requests"],
         }
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
