@@ -191,3 +191,46 @@ def test_the_jwks_keeps_its_cache_lifetime(client):
     assert response.status_code == 200
     assert "max-age=" in response["Cache-Control"]
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def assert_nothing_inline(html: str, url: str) -> None:
+    import re
+
+    assert "<style" not in html, f"{url}: inline <style>"
+    assert not re.search(r"<[^>]+\sstyle\s*=", html), f"{url}: style attribute"
+    assert not re.search(r"<[^>]+\son[a-z]+\s*=", html), f"{url}: event handler attribute"
+    for script in re.findall(r"<script\b[^>]*>", html):
+        assert "src=" in script, f"{url}: inline <script>"
+
+
+def test_no_page_carries_inline_style_or_script(settings):
+    """What the content security policy would block, page by page (the browser tests see the
+    rest): staff pages, every admin list and form, sign-in, the API reference, error pages."""
+    from django.contrib import admin
+
+    from tests.factories import SuperuserFactory
+
+    settings.ROOT_URLCONF = "tests.gerion.urls"
+    settings.GERION_LOGIN_FAILURE_RATE = "1/5m"
+    pk = stored_finding_id()
+    client = Client(raise_request_exception=False)
+    anonymous = Client(raise_request_exception=False)
+    urls = ["/accounts/login/", "/api/v1/docs", "/no-such-page/", "/_test/boom", "/_test/db-down"]
+    for url in urls:
+        response = anonymous.get(url)
+        assert response["Content-Type"].startswith("text/html"), url
+        assert_nothing_inline(response.content.decode(), url)
+    for _ in range(2):
+        paused = anonymous.post("/accounts/login/", {"username": "x", "password": "y"})
+    assert paused.status_code == 429
+    assert_nothing_inline(paused.content.decode(), "429")
+
+    client.force_login(SuperuserFactory())
+    urls = ["/", "/findings/", f"/findings/{pk}/", "/admin/", "/admin/password_change/"]
+    for model in admin.site._registry:
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        urls += [base, base + "add/"]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code in (200, 403), (url, response.status_code)
+        assert_nothing_inline(response.content.decode(), url)
