@@ -23,8 +23,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UsernameField
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.loader import render_to_string
@@ -164,12 +166,20 @@ def _limited(
     return wrapper
 
 
+def _posted_username(request: HttpRequest) -> str:
+    """The username as the sign-in form will authenticate it (stripped, NFKC-normalised), so
+    that " admin" or "admin" in full-width letters is checked against admin's window."""
+    raw = request.POST.get("username", "")
+    try:
+        return str(UsernameField().to_python(raw))
+    except ValidationError:
+        return str(raw)
+
+
 def limit_failed_logins(view: View) -> View:
     """A sign-in view: once a window is full, every sign-in it covers is refused with a 429
     (a right password too, or guessing would go on) until the window ends."""
-    return _limited(
-        view, username_of=lambda r: str(r.POST.get("username", "")), count_refused_posts=False
-    )
+    return _limited(view, username_of=_posted_username, count_refused_posts=False)
 
 
 def limit_password_checks(view: View) -> View:

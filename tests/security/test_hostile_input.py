@@ -102,9 +102,7 @@ def test_nul_in_an_admin_object_id_is_refused(superuser_client, model, view):
 def test_nul_in_an_api_filter_is_a_400_problem(client, stored, name, value):
     _, plaintext = make_api_key(client_id="ci-reader-nul", permissions=("read:findings",))
     token = token_for(Client(), plaintext, "ci-reader-nul")
-    response = client.get(
-        f"/api/v1/findings?{name}={value}", HTTP_AUTHORIZATION=f"Bearer {token}"
-    )
+    response = client.get(f"/api/v1/findings?{name}={value}", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 400
     assert response["Content-Type"] == "application/problem+json"
 
@@ -168,3 +166,40 @@ def test_the_octal_escape_of_a_quoted_cookie_is_refused_too():
 def test_percent_encoded_text_that_only_looks_like_nul_is_fine(superuser_client, stored):
     response = superuser_client.get("/findings/?q=" + quote("%00"))
     assert response.status_code == 200
+
+
+def test_nul_in_json_bodies_is_a_400_problem(client, stored):
+    """JSON bodies are the readers' business: a NUL escaped in them is refused by them."""
+    _, plaintext = make_api_key(client_id="ci-json-nul")
+    response = client.post(
+        "/api/v1/auth/m2m/authenticate",
+        data=b'{"client_id": "ci-json\\u0000nul"}',
+        content_type="application/json",
+        HTTP_X_API_KEY=plaintext,
+    )
+    assert response.status_code == 400
+    token = token_for(Client(), plaintext, "ci-json-nul")
+    body = {
+        "metadata": {
+            "repository_name": "acme/app\u0000",
+            "branch_name": "main",
+            "build_id": "1",
+            "code_path": ".",
+            "scan_type": "SAST",
+        },
+        "findings": [{"finding_id": "b\u0000", "title": "B"}],
+    }
+    response = client.post(
+        "/api/v1/findings",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("value", ["%FF%FE", "%ED%A0%80", "%C0%AF", "x" * 4000])
+def test_odd_bytes_and_long_values_in_filters_are_answered(superuser_client, stored, value):
+    for url in ("/findings/?repository_name=", "/admin/findings/finding/?q="):
+        assert superuser_client.get(url + value).status_code == 200

@@ -154,3 +154,19 @@ def test_the_admin_password_change_form_is_no_oracle_for_a_stolen_session():
     assert change(PASSWORD).status_code == 429
     admin.refresh_from_db()
     assert admin.check_password(PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [" admin", "admin ", "\tadmin\n", "\uff41\uff44\uff4d\uff49\uff4e"],
+    ids=["lead", "trail", "tabs", "fullwidth"],
+)
+def test_spellings_that_sign_in_as_the_same_user_share_its_window(variant):
+    """The form strips and NFKC-normalises the username before authenticating: every
+    spelling it turns into `admin` counts against, and is refused by, admin's window."""
+    SuperuserFactory(username="admin")
+    for n in range(8):
+        attempt(Client(), "/accounts/login/", "wrong", username=variant, ip=f"198.51.100.{n}")
+    assert attempt(Client(), "/accounts/login/", PASSWORD, ip="198.51.100.77").status_code == 429
+    refused = attempt(Client(), "/accounts/login/", PASSWORD, username=variant, ip="198.51.100.78")
+    assert refused.status_code == 429
