@@ -140,7 +140,7 @@ class GunicornRequestFilter(logging.Filter):
             kind = re.split(r"[:'\"(]", invalid[2], maxsplit=1)[0].strip() or "unparsable"
             record.msg, record.args = "%s: %s", (invalid[1], kind)
         elif message.startswith("Error handling request") and record.args:
-            parts = [str(arg).split("?", 1)[0] for arg in record.args]  # type: ignore[union-attr]
+            parts = [str(arg).split("?", 1)[0] for arg in record.args]
             record.args = tuple(parts)
         return True
 

@@ -68,6 +68,7 @@ def _trusted_browser(request: HttpRequest, username: str) -> str | None:
 
 def _windows(request: HttpRequest, username: str, *, count_this_one: bool) -> list[Window]:
     browser = _trusted_browser(request, username)
+    keyed: list[tuple[str, str, str | None]]
     if browser is not None:
         keyed = [("gerion.login-browser-failures", settings.GERION_LOGIN_FAILURE_RATE, browser)]
     else:

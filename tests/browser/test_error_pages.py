@@ -26,7 +26,7 @@ def open_page(driver: WebDriver, url: str) -> None:
     # Listen for violations from the first byte: the listener is installed, once per browser,
     # before any document loads (Chrome DevTools Protocol).
     if not getattr(driver, "_gerion_listens_for_csp", False):
-        driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+        driver.execute_cdp_cmd(
             "Page.addScriptToEvaluateOnNewDocument",
             {
                 "source": "window.__gerionViolations = [];"

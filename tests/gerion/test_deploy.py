@@ -17,7 +17,9 @@ from tests.support.servers import REPO
 
 def container_start_check() -> str:
     """The `manage.py check` part of the Dockerfile's CMD."""
-    cmd = json.loads(re.search(r"^CMD (\[.*\])$", (REPO / "Dockerfile").read_text(), re.M)[1])
+    found = re.search(r"^CMD (\[.*\])$", (REPO / "Dockerfile").read_text(), re.M)
+    assert found is not None
+    cmd = json.loads(found[1])
     assert cmd[:2] == ["sh", "-c"]
     check, _, start = cmd[2].partition("&&")
     assert start.strip() == "exec gunicorn gerion.wsgi"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -27,14 +28,13 @@ class UnreadableBody:
 
 
 def post(path: str, length: int | str, *, method: str = "POST", **extra: str):
-    return Client(raise_request_exception=False).generic(
-        method,
-        path,
-        CONTENT_LENGTH=str(length),
-        CONTENT_TYPE="application/x-www-form-urlencoded",
-        **{"wsgi.input": UnreadableBody()},
+    environ: dict[str, Any] = {
+        "CONTENT_LENGTH": str(length),
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "wsgi.input": UnreadableBody(),
         **extra,
-    )
+    }
+    return Client(raise_request_exception=False).generic(method, path, **environ)
 
 
 def assert_413_problem(response) -> None:

@@ -303,14 +303,24 @@ _TEXT_VALUES: dict[str, Any] = {
     "object": {"value": "x"},
     "nul": "x\u0000y",
 }
+
+
+def _time_attack(
+    claim: str, make: Callable[[int], Any]
+) -> Callable[[dict[str, Any], JwksBait], str]:
+    return lambda v, b: retyped(v, claim, make(v["claims"][claim]))
+
+
+def _text_attack(claim: str, value: Any) -> Callable[[dict[str, Any], JwksBait], str]:
+    return lambda v, b: retyped(v, claim, value)
+
+
 for _claim in ("iat", "nbf", "exp"):
     for _label, _make in _TIME_VALUES.items():
-        ATTACKS[f"{_claim}-{_label}"] = lambda v, b, c=_claim, m=_make: retyped(
-            v, c, m(v["claims"][c])
-        )
+        ATTACKS[f"{_claim}-{_label}"] = _time_attack(_claim, _make)
 for _claim in ("iss", "aud", "sub", "client_id", "api_key_id", "scope", "jti"):
     for _label, _value in _TEXT_VALUES.items():
-        ATTACKS[f"{_claim}-{_label}"] = lambda v, b, c=_claim, x=_value: retyped(v, c, x)
+        ATTACKS[f"{_claim}-{_label}"] = _text_attack(_claim, _value)
 ATTACKS["api-key-id-with-nul"] = lambda v, b: retyped(
     v, "api_key_id", v["claims"]["api_key_id"] + "\x00"
 )
