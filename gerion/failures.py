@@ -34,7 +34,10 @@ class Window:
 
     @property
     def retry_after(self) -> str:
-        return str(max(1, self.seconds_left))
+        """Seconds until a new window. django-ratelimit's time_left counts to the window's last
+        second, which still belongs to the window: one more, or a client that waits exactly
+        Retry-After is refused again."""
+        return str(max(0, self.seconds_left) + 1)
 
 
 def failure_window(

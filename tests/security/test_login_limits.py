@@ -170,3 +170,29 @@ def test_spellings_that_sign_in_as_the_same_user_share_its_window(variant):
     assert attempt(Client(), "/accounts/login/", PASSWORD, ip="198.51.100.77").status_code == 429
     refused = attempt(Client(), "/accounts/login/", PASSWORD, username=variant, ip="198.51.100.78")
     assert refused.status_code == 429
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3, 0.999])
+def test_waiting_retry_after_is_enough_and_not_a_second_more(monkeypatch, rf, offset):
+    """A client that waits Retry-After is not refused again, and Retry-After is not a second
+    longer than needed (whole seconds; fixed windows, on django-ratelimit's clock)."""
+    import django_ratelimit.core
+
+    from gerion.failures import failure_window
+
+    clock = {"now": 1_800_000_000 + offset}
+    monkeypatch.setattr(django_ratelimit.core.time, "time", lambda: clock["now"])
+    request = rf.post("/accounts/login/")
+
+    def window(count: bool):
+        return failure_window(request, group="t", rate="3/10s", key="k", count_this_one=count)
+
+    for _ in range(3):
+        window(True)
+    full = window(False)
+    assert full.full
+    started = clock["now"]
+    clock["now"] = started + int(full.retry_after) - 1
+    assert window(False).full
+    clock["now"] = started + int(full.retry_after)
+    assert not window(False).full
