@@ -83,7 +83,7 @@ def when_ready(server: object) -> None:
     """Warn when gunicorn faces clients directly (see "Slow clients" above)."""
     exposed = [
         address
-        for address in bind
+        for address in server.cfg.bind  # type: ignore[attr-defined]
         if not address.startswith(("127.", "localhost:", "[::1]:", "unix:"))
     ]
     if exposed and int(os.environ.get("GERION_TRUSTED_PROXY_COUNT", "0") or 0) == 0:

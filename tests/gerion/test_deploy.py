@@ -11,7 +11,7 @@ import sys
 
 import yaml
 
-from tests.gerion.test_settings import _production_env
+from tests.gerion.test_settings import _production_env, generated_signing_key
 from tests.support.servers import REPO
 
 
@@ -34,18 +34,6 @@ def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def signing_key(tmp_path):
-    key = tmp_path / "signing.pem"
-    subprocess.run(
-        [sys.executable, "manage.py", "generatesigningkey", str(key)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        env=_production_env(tmp_path, None),
-    )
-    return key
-
-
 def test_the_container_runs_the_readmes_start_check():
     """The probe: the Dockerfile said --fail-level ERROR where the README says WARNING."""
     assert container_start_check() == "python manage.py check --deploy --fail-level WARNING"
@@ -53,7 +41,7 @@ def test_the_container_runs_the_readmes_start_check():
 
 
 def test_the_container_refuses_to_start_on_a_deploy_warning(tmp_path):
-    env = _production_env(tmp_path, signing_key(tmp_path))
+    env = _production_env(tmp_path, generated_signing_key(tmp_path))
     del env["DJANGO_SECURE_SSL_REDIRECT"]  # plain HTTP, insecure cookies, no HSTS: warnings
     result = run_check(env)
     assert result.returncode != 0
@@ -63,7 +51,7 @@ def test_the_container_refuses_to_start_on_a_deploy_warning(tmp_path):
 def test_the_settings_compose_ships_pass_the_start_check(tmp_path):
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     shipped = {k: str(v) for k, v in compose["services"]["web"]["environment"].items()}
-    env = _production_env(tmp_path, signing_key(tmp_path))
+    env = _production_env(tmp_path, generated_signing_key(tmp_path))
     del env["DJANGO_SECURE_SSL_REDIRECT"]  # compose must bring its own production settings
     for name, value in shipped.items():
         if name not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "GERION_JWT_SIGNING_KEY"}:

@@ -4,14 +4,11 @@ the request's scheme and host) must not move."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 
-from findings.services import findings_ingest
-from tests.factories import SuperuserFactory, make_api_key
-from tests.support.servers import gunicorn, live_database_url, nginx
+from tests.factories import SuperuserFactory, make_api_key, store_scan
+from tests.support.servers import gunicorn, live_database_url, nginx, token_over_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -33,29 +30,12 @@ FORGED = {
 @pytest.fixture
 def reader_token(db):
     key, plaintext = make_api_key(client_id="ci-forwarded")
-    body = {
-        "metadata": {
-            "repository_name": "acme/app",
-            "branch_name": "main",
-            "build_id": "1",
-            "code_path": ".",
-            "scan_type": "SAST",
-        },
-        "findings": [{"finding_id": str(n), "title": f"T{n}"} for n in range(3)],
-    }
-    findings_ingest(body=json.dumps(body).encode(), api_key=key, client_id="ci-forwarded")
+    store_scan(key, "ci-forwarded", [{"finding_id": str(n), "title": f"T{n}"} for n in range(3)])
     return plaintext
 
 
 def token(server, plaintext: str) -> str:
-    response = requests.post(
-        server.url + "/api/v1/auth/m2m/authenticate",
-        json={"client_id": "ci-forwarded"},
-        headers={"X-API-Key": plaintext},
-        timeout=10,
-    )
-    assert response.status_code == 200
-    return str(response.json()["access_token"])
+    return token_over_http(server.url, plaintext, "ci-forwarded")
 
 
 def next_link(server, bearer: str, headers: dict[str, str]) -> str:

@@ -66,24 +66,11 @@ def test_the_session_cookie_is_http_only_and_short_lived(db):
 
 
 def stored_finding_id() -> int:
-    import json
-
     from findings.models import Finding
-    from findings.services import findings_ingest
-    from tests.factories import make_api_key
+    from tests.factories import make_api_key, store_scan
 
     key, _ = make_api_key(client_id="ci-headers")
-    body = {
-        "metadata": {
-            "repository_name": "acme/app",
-            "branch_name": "main",
-            "build_id": "1",
-            "code_path": ".",
-            "scan_type": "SAST",
-        },
-        "findings": [{"finding_id": "a", "title": "A"}],
-    }
-    findings_ingest(body=json.dumps(body).encode(), api_key=key, client_id="ci-headers")
+    store_scan(key, "ci-headers", [{"finding_id": "a", "title": "A"}])
     return Finding.objects.get().pk
 
 

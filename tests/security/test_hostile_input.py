@@ -14,9 +14,8 @@ from django.contrib import admin
 from django.test import Client
 
 from findings.models import Finding
-from findings.services import findings_ingest
 from tests.apikeys.conftest import token_for
-from tests.factories import PASSWORD, SuperuserFactory, make_api_key
+from tests.factories import PASSWORD, SuperuserFactory, make_api_key, store_scan
 
 pytestmark = pytest.mark.django_db
 
@@ -27,17 +26,7 @@ NUL_VALUES = ["%00", "x%00y", "%00%00%00", "acme%2Fapp%00"]
 def stored():
     """One upload, so that every filter and menu has something to offer."""
     key, _ = make_api_key(client_id="ci-hostile")
-    body = {
-        "metadata": {
-            "repository_name": "acme/app",
-            "branch_name": "main",
-            "build_id": "1",
-            "code_path": ".",
-            "scan_type": "SAST",
-        },
-        "findings": [{"finding_id": "a", "title": "A", "severity": "HIGH"}],
-    }
-    findings_ingest(body=json.dumps(body).encode(), api_key=key, client_id="ci-hostile")
+    store_scan(key, "ci-hostile", [{"finding_id": "a", "title": "A", "severity": "HIGH"}])
     return Finding.objects.get()
 
 

@@ -30,7 +30,7 @@ from apikeys.services import api_key_delete, api_key_revoke
 from apikeys.signing_keys import get_keyset
 from findings.models import Finding, Upload
 from tests.factories import make_api_key
-from tests.support.servers import gunicorn, live_database_url
+from tests.support.servers import gunicorn, live_database_url, token_over_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -135,14 +135,7 @@ def bait() -> Iterator[JwksBait]:
 def victim(server):
     """A live key and a genuine token for it, from the running service."""
     key, plaintext = make_api_key(client_id="victim-ci")
-    response = requests.post(
-        server.url + "/api/v1/auth/m2m/authenticate",
-        json={"client_id": "victim-ci"},
-        headers={"X-API-Key": plaintext},
-        timeout=10,
-    )
-    assert response.status_code == 200
-    token = response.json()["access_token"]
+    token = token_over_http(server.url, plaintext, "victim-ci")
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     return {"key": key, "token": token, "header": header, "claims": claims}
