@@ -87,12 +87,29 @@ def gunicorn(
             time.sleep(0.1)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGTERM)
+
+
+def token_over_http(base_url: str, plaintext: str, client_id: str) -> str:
+    """A token from the running server's authenticate endpoint, as a CI pipeline gets one."""
+    response = requests.post(
+        base_url + "/api/v1/auth/m2m/authenticate",
+        json={"client_id": client_id},
+        headers={"X-API-Key": plaintext},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Ask a server to stop; kill it if it has not within 20 s."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def live_database_url() -> str:
@@ -188,9 +205,4 @@ def nginx(
         scheme = "https" if listen_ssl else "http"
         yield Nginx(f"{scheme}://127.0.0.1:{port}", port, root / "error.log")
     finally:
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGQUIT)  # graceful: finish what is in flight
