@@ -146,6 +146,10 @@ class HealthCheckMiddleware:
 
 # The one request that may carry a large body: a findings upload (SPEC: at least 64 MiB).
 LARGE_BODY_REQUESTS = {("POST", "/api/v1/findings")}
+# gunicorn reads and drops this much of a body the application left unread (its
+# _DRAIN_MAX_BYTES); beyond it, BodySizeLimitMiddleware drops the rest itself.
+_UNREAD_BODY_GUNICORN_DROPS = 64 * 1024
+_DRAIN_CHUNK = 256 * 1024
 
 
 def body_limit(request: HttpRequest) -> int:
@@ -161,7 +165,12 @@ def body_limit(request: HttpRequest) -> int:
 class BodySizeLimitMiddleware:
     """413 for a body whose declared length exceeds its limit (body_limit), before reading it;
     411 for a body sent without a length (chunked), which Django would read as empty. Both are
-    problem documents, on every path."""
+    problem documents, on every path.
+
+    A large body answered without being read (an upload with an expired token, say) is read
+    to its end and dropped before the answer leaves: gunicorn discards at most 64 KiB of an
+    unread body and then closes the connection with the rest unread, which resets it, and a
+    proxy still sending the body (nginx) turns the answer into a 502."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
@@ -182,7 +191,11 @@ class BodySizeLimitMiddleware:
         if length > limit:
             detail = f"The body exceeds the limit of {limit} bytes for this request."
             return problem_response(413, "payload_too_large", detail)
-        return self.get_response(request)
+        response = self.get_response(request)
+        if length > _UNREAD_BODY_GUNICORN_DROPS and not getattr(request, "_read_started", False):
+            while request.read(_DRAIN_CHUNK):
+                pass
+        return response
 
 
 # Pages may load only what this service serves: no inline script, no other origin, no framing.
