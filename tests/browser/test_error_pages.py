@@ -67,7 +67,7 @@ def test_error_pages_are_styled_without_a_csp_violation(page, live_server, setti
 
 
 def test_the_sign_in_pause_page_is_styled_without_a_csp_violation(page, live_server, settings):
-    settings.GERION_LOGIN_FAILURE_RATE = "1/5m"
+    settings.GERION_LOGIN_FAILURE_RATE = "1/d"
     SuperuserFactory(username="admin")
     for password in ("wrong", "wrong again"):
         open_page(page, live_server.url + "/accounts/login/")

@@ -79,7 +79,7 @@ def test_behind_nginx_a_forged_client_address_does_not_dodge_the_sign_in_limit(t
     env = {
         "DATABASE_URL": live_database_url(),
         "GERION_TRUSTED_PROXY_COUNT": "1",
-        "GERION_LOGIN_FAILURE_RATE": "5/5m",
+        "GERION_LOGIN_FAILURE_RATE": "5/d",
     }
     with (
         gunicorn(tmp_path, workers=2, env=env) as server,

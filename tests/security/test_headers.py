@@ -198,7 +198,7 @@ def test_no_page_carries_inline_style_or_script(settings):
     from tests.factories import SuperuserFactory
 
     settings.ROOT_URLCONF = "tests.gerion.urls"
-    settings.GERION_LOGIN_FAILURE_RATE = "1/5m"
+    settings.GERION_LOGIN_FAILURE_RATE = "1/d"
     pk = stored_finding_id()
     client = Client(raise_request_exception=False)
     anonymous = Client(raise_request_exception=False)
