@@ -8,7 +8,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import console_errors, screenshot
+from tests.browser.conftest import click_and_wait, console_errors, screenshot
 from tests.factories import SuperuserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -73,10 +73,7 @@ def test_the_sign_in_pause_page_is_styled_without_a_csp_violation(page, live_ser
         open_page(page, live_server.url + "/accounts/login/")
         page.find_element(By.ID, "id_username").send_keys("admin")
         page.find_element(By.ID, "id_password").send_keys(password)
-        page.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
-        WebDriverWait(page, 10).until(
-            lambda d: d.execute_script("return document.readyState") == "complete"
-        )
+        click_and_wait(page, page.find_element(By.CSS_SELECTOR, "form [type=submit]"))
     assert "Too many failed sign-ins" in page.find_element(By.TAG_NAME, "h1").text
     assert csp_violations(page) == []
     assert styled_by_the_error_stylesheet(page)
