@@ -18,7 +18,7 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 PORT        ?= 8000
 GERION_BIND ?= 127.0.0.1:$(PORT)
 
-.PHONY: run demo test lint check bench load install install-dev browser clean
+.PHONY: run demo test lint check bench load install install-dev browser nginx clean
 
 # Expands to nothing when .venv exists, so a missing interpreter only matters for a new one.
 NEW_VENV = $(if $(wildcard $(PY)),,$(or $(PYTHON),$(error Python 3.12 or 3.11 is needed (python3.12, python3.11 or python3 on PATH), or name one: make PYTHON=/path/to/python3.12)) -m venv $(VENV))
@@ -62,8 +62,21 @@ browser:
 		fi; \
 	fi
 
+## The slow-client test puts Debian's nginx in front of gunicorn (its own configuration, ports
+## and temporary files; never the system service); installed here when missing and we may (root).
+nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing nginx"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null \
+			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null; }; \
+		else \
+			echo "the reverse-proxy tests need: sudo apt-get install nginx"; \
+		fi; \
+	fi
+
 ## The whole test suite against PostgreSQL and Redis (DATABASE_URL / REDIS_URL).
-test: $(VENV)/.dev browser
+test: $(VENV)/.dev browser nginx
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 

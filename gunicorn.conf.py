@@ -26,7 +26,19 @@ threads = int(os.environ.get("GERION_THREADS", 4))
 # A 100,000-finding upload takes seconds; the timeout only kills a stuck worker.
 timeout = int(os.environ.get("GERION_TIMEOUT", 120))
 graceful_timeout = 30
+# Idle kept-alive connections wait in the worker's poller, not in a thread; this closes them.
 keepalive = 5
+
+# Slow clients. gunicorn alone cannot bound a client that sends its headers or body a byte
+# every few seconds: a gthread worker reads a request that has started with blocking reads that
+# have no deadline, and `timeout` does not apply (the worker's main loop keeps reporting alive
+# while its threads wait). Eight such connections hold every thread of 2 workers x 4 threads.
+# So gunicorn must not face clients: production runs the buffering reverse proxy of
+# deploy/nginx/ in front (compose.yaml does), which reads whole requests with its own header
+# and body timeouts and hands gunicorn only complete ones. What gunicorn bounds itself: the
+# size of a request line and its headers (below), and the number of connections a worker
+# holds (worker_connections, default 1000). when_ready() warns when it listens beyond loopback
+# with no proxy declared (GERION_TRUSTED_PROXY_COUNT).
 
 # Recycle workers now and then so that memory from a huge upload is returned to the OS.
 max_requests = 2000
@@ -47,10 +59,13 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "gerion.logging.JsonFormatter"}},
+    # gunicorn quotes the request line or header line it refuses: the quote is dropped.
+    "filters": {"gunicorn_requests": {"()": "gerion.logging.GunicornRequestFilter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": "json",
+            "filters": ["gunicorn_requests"],
             "stream": "ext://sys.stdout",
         }
     },
@@ -58,9 +73,13 @@ logconfig_dict = {
     "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False}},
 }
 loglevel = os.environ.get("GERION_LOG_LEVEL", "info").lower()
-# Where gunicorn itself may trust X-Forwarded-* (scheme); the client IP the application uses
-# is decided by GERION_TRUSTED_PROXY_COUNT (gerion/net.py).
-forwarded_allow_ips = os.environ.get("GERION_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn trusts no forwarded header from anyone (its default trusts 127.0.0.1, so a local
+# client could claim HTTPS or a SCRIPT_NAME). The application decides: the scheme from
+# X-Forwarded-Proto only with GERION_BEHIND_TLS_PROXY, the client IP from X-Forwarded-For only
+# with GERION_TRUSTED_PROXY_COUNT (gerion/net.py); the host and prefix never.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
+
 
 # gunicorn >= 25.1 opens a control socket (for gunicornc) at $HOME/.gunicorn/gunicorn.ctl by
 # default: a file outside the checkout, shared by every gunicorn of the user (so two instances
@@ -92,3 +111,19 @@ def worker_int(worker: object) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def when_ready(server: object) -> None:
+    """Warn when gunicorn faces clients directly (see "Slow clients" above)."""
+    exposed = [
+        address
+        for address in server.cfg.bind  # type: ignore[attr-defined]
+        if not address.startswith(("127.", "localhost:", "[::1]:", "unix:"))
+    ]
+    if exposed and int(os.environ.get("GERION_TRUSTED_PROXY_COUNT", "0") or 0) == 0:
+        server.log.warning(  # type: ignore[attr-defined]
+            "gunicorn listens on %s with no reverse proxy declared "
+            "(GERION_TRUSTED_PROXY_COUNT=0): slow clients can hold every worker thread; "
+            "put the nginx of deploy/nginx/ in front (README, Deploying).",
+            ", ".join(exposed),
+        )

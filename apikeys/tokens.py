@@ -25,6 +25,7 @@ import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from django.conf import settings
+from jwt.utils import base64url_decode
 
 from apikeys.signing_keys import KeySet, get_keyset
 
@@ -35,6 +36,12 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"]
 MAX_TOKEN_LENGTH = 4096
 # Seconds of clock difference tolerated between our machines for nbf and exp.
 LEEWAY_SECONDS = 5
+# What each claim we mint must be: text without control characters, or whole seconds since
+# the epoch (up to 9999-12-31). Anything else was not minted here.
+TEXT_CLAIMS = ("iss", "aud", "sub", "client_id", "api_key_id", "scope", "jti")
+TIME_CLAIMS = ("iat", "nbf", "exp")
+MAX_TEXT_CLAIM_LENGTH = 255
+MAX_TIMESTAMP = 253402300799
 
 
 class TokenRejected(Exception):
@@ -130,6 +137,8 @@ def verify_token(token: str, *, keyset: KeySet | None = None) -> dict[str, Any]:
     key = keyset.verification_key(kid) if isinstance(kid, str) else None
     if key is None:
         raise TokenRejected("invalid_token", "The token was not signed by a key we publish.")
+    # Before PyJWT and the lifetime arithmetic below use them (a string `iat` was a 500).
+    _check_claims(_unverified_claims(token))
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -146,9 +155,6 @@ def verify_token(token: str, *, keyset: KeySet | None = None) -> dict[str, Any]:
         raise TokenRejected("invalid_token", "The token is not valid yet.") from exc
     except jwt.PyJWTError as exc:
         raise TokenRejected("invalid_token", "The token is invalid.") from exc
-    for claim in ("sub", "client_id", "api_key_id", "scope", "jti", "aud"):
-        if not isinstance(claims.get(claim), str):
-            raise TokenRejected("invalid_token", "The token lacks a required claim.")
     # We only ever mint tokens of exactly this lifetime; anything else was not minted here.
     lifetime = settings.GERION_JWT_LIFETIME_SECONDS
     if claims["exp"] - claims["iat"] != lifetime or claims["nbf"] != claims["iat"]:
@@ -156,3 +162,49 @@ def verify_token(token: str, *, keyset: KeySet | None = None) -> dict[str, Any]:
     if claims["sub"] != claims["client_id"]:
         raise TokenRejected("invalid_token", "The token's subject is inconsistent.")
     return claims
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(names) != len(set(names)):  # RFC 7519 section 4: we reject, not pick the last
+        raise ValueError("duplicate claim names")
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's json would accept them
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    """The payload as strict JSON (one object, unique names, no NaN), signature unchecked."""
+    try:
+        claims = json.loads(
+            base64url_decode(token.split(".")[1]),
+            object_pairs_hook=_refuse_duplicates,
+            parse_constant=_refuse_constant,
+        )
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise TokenRejected("invalid_token", "The token is malformed.") from exc
+    if not isinstance(claims, dict):
+        raise TokenRejected("invalid_token", "The token is malformed.")
+    return claims
+
+
+def _check_claims(claims: dict[str, Any]) -> None:
+    for name in TEXT_CLAIMS:
+        value = claims.get(name)
+        if not (
+            isinstance(value, str)
+            and 0 < len(value) <= MAX_TEXT_CLAIM_LENGTH
+            and value.isprintable()
+        ):
+            raise TokenRejected(
+                "invalid_token", f"The token's {name} claim is missing or malformed."
+            )
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        # bool is an int in Python; a float is not a time we mint.
+        if type(value) is not int or not 0 < value <= MAX_TIMESTAMP:
+            raise TokenRejected(
+                "invalid_token", f"The token's {name} claim is missing or malformed."
+            )

@@ -6,4 +6,5 @@ class GerionConfig(AppConfig):
     verbose_name = "Gerion project"
 
     def ready(self) -> None:
-        from gerion import checks, schema  # noqa: F401  (register checks, OpenAPI extension)
+        # Register checks, the OpenAPI extension and the sign-in failure receivers.
+        from gerion import checks, login, schema  # noqa: F401

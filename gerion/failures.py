@@ -1,7 +1,8 @@
 """Fixed windows of failed attempts per client network (django-ratelimit on the shared cache).
 
 Used where a count of failures per minute is the right tool, with no burst semantics: failed
-API key attempts (apikeys.ratelimit) and failed sign-ins (gerion.login). If the cache cannot
+API key attempts (apikeys.ratelimit) and failed sign-ins (gerion.login, which also keys windows
+by username and by browser). If the cache cannot
 be reached the window fails open: the caller goes on as if under the limit.
 """
 
@@ -33,19 +34,28 @@ class Window:
 
     @property
     def retry_after(self) -> str:
-        return str(max(1, self.seconds_left))
+        """Seconds until a new window. django-ratelimit's time_left counts to the window's last
+        second, which still belongs to the window: one more, or a client that waits exactly
+        Retry-After is refused again."""
+        return str(max(0, self.seconds_left) + 1)
 
 
 def failure_window(
-    request: HttpRequest, *, group: str, rate: str, count_this_one: bool
+    request: HttpRequest,
+    *,
+    group: str,
+    rate: str,
+    count_this_one: bool,
+    key: str | None = None,
 ) -> Window | None:
-    """This client network's window in `group` (e.g. rate "60/m"), after counting this request
-    as a failure if `count_this_one`; None when the cache is unreachable (fail open)."""
+    """The window of `key` (default: this request's client network) in `group` (e.g. rate
+    "60/m"), after counting this request as a failure if `count_this_one`; None when the cache
+    is unreachable (fail open)."""
     try:
         usage = get_usage(
             request,
             group=group,
-            key=lambda _group, req: client_network(client_ip(req)),
+            key=lambda _group, req: key if key is not None else client_network(client_ip(req)),
             rate=rate,
             increment=count_this_one,
         )

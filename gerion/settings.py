@@ -72,15 +72,19 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost: request id and access log, so that they cover every response below.
     "gerion.middleware.RequestContextMiddleware",
+    # Outside everything that may build a response, problems included: headers on every answer.
+    "gerion.middleware.SecurityHeadersMiddleware",
     # Turns every error on /api/ into a problem document, whatever raised it.
     "gerion.middleware.ProblemMiddleware",
     # Before host validation and the HTTPS redirect: load balancers and the container health
     # check probe by IP over plain HTTP.
     "gerion.middleware.HealthCheckMiddleware",
-    "gerion.middleware.SecurityHeadersMiddleware",
+    # Before anything that could read a body (CSRF, forms): a 413 or 411 without reading it.
+    "gerion.middleware.BodySizeLimitMiddleware",
+    # NUL anywhere a client controls text (query, path, cookies, forms): a 400, never a 500.
+    "gerion.middleware.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "gerion.middleware.BodySizeLimitMiddleware",
     # Django's session, user and message middleware, for pages only (not on /api/).
     "gerion.pages_only.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -192,9 +196,11 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Request size ------------------------------------------------------------------------------
 # A finding upload of ~150,000 findings is ~67 MB of JSON; a larger declared Content-Length gets
-# a 413 before the body is read (and an API body without Content-Length, a 411).
+# a 413 before the body is read (and a body without Content-Length, a 411).
 GERION_MAX_BODY_BYTES = env_int("GERION_MAX_BODY_BYTES", 96 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GERION_MAX_BODY_BYTES
+# Every other request body (sign-in and admin forms, authentication): small, whoever asks.
+GERION_MAX_SMALL_BODY_BYTES = env_int("GERION_MAX_SMALL_BODY_BYTES", 64 * 1024)
 # Clients behind this many trusted reverse proxies: the client IP is that many hops from the
 # right of X-Forwarded-For. 0 trusts no header (REMOTE_ADDR only).
 GERION_TRUSTED_PROXY_COUNT = env_int("GERION_TRUSTED_PROXY_COUNT", 0)
@@ -232,8 +238,12 @@ GERION_AUTH_BURST = env_int("GERION_AUTH_BURST", 10)
 # Failed key attempts one client IP may make per minute before it gets 429s.
 GERION_AUTH_FAILURES_PER_MINUTE = env_int("GERION_AUTH_FAILURES_PER_MINUTE", 60)
 # Failed sign-ins (staff pages and admin) per client address, as a django-ratelimit rate; past it,
-# every sign-in from that address is refused with a 429 until the window ends.
+# every sign-in from that address is refused with a 429 until the window ends (gerion/login.py).
+# The same rate applies to a browser that signed in as that user before, on its own.
 GERION_LOGIN_FAILURE_RATE = os.environ.get("GERION_LOGIN_FAILURE_RATE", "10/5m")
+# Failed sign-ins per username from anywhere (a guess spread over many addresses); past it, that
+# username is refused from every browser that has not signed in as it before.
+GERION_LOGIN_USERNAME_FAILURE_RATE = os.environ.get("GERION_LOGIN_USERNAME_FAILURE_RATE", "20/15m")
 # last_used_at is written at most once per key per this many seconds.
 GERION_LAST_USED_RESOLUTION_SECONDS = 60
 
@@ -283,14 +293,18 @@ LOG_LEVEL = os.environ.get("GERION_LOG_LEVEL", "INFO").upper()
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "gerion.logging.RequestContextFilter"}},
+    "filters": {
+        "request_context": {"()": "gerion.logging.RequestContextFilter"},
+        # A refused Host (and every other SuspiciousOperation): one brief WARNING, no traceback.
+        "suspicious_requests": {"()": "gerion.logging.SuspiciousRequestFilter"},
+    },
     "formatters": {"json": {"()": "gerion.logging.JsonFormatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
             "formatter": "json",
-            "filters": ["request_context"],
+            "filters": ["request_context", "suspicious_requests"],
         }
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},

@@ -3,10 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from gerion.login import limit_failed_logins
+from gerion.login import limit_failed_logins, limit_password_checks
 
-# Both sign-in forms count failures per client address.
+# Every form that checks a password counts failures (per address, username and browser).
 admin.site.login = limit_failed_logins(admin.site.login)  # type: ignore[assignment]
+admin.site.password_change = limit_password_checks(  # type: ignore[assignment]
+    admin.site.password_change
+)
 
 urlpatterns = [
     path("api/v1/", include("apikeys.urls")),

@@ -3,13 +3,16 @@ plaintext; everything else through factory_boy."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 import factory
 from django.contrib.auth.models import User
 
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create
+from findings.services import findings_ingest
 
 PASSWORD = "correct horse battery staple"
 
@@ -50,4 +53,32 @@ def make_api_key(
         expires_at=expires_at,
         repository_patterns=repositories,
         actor_name="tests",
+    )
+
+
+def store_scan(
+    api_key: ApiKey,
+    client_id: str,
+    findings: list[dict[str, Any]],
+    *,
+    repository: str = "acme/app",
+    scan_type: str = "SAST",
+) -> None:
+    """One upload stored through the ingest service, for tests that need findings to look at
+    rather than to upload."""
+    body = {
+        "metadata": {
+            "repository_name": repository,
+            "branch_name": "main",
+            "build_id": "1",
+            "code_path": ".",
+            "scan_type": scan_type,
+        },
+        "findings": findings,
+    }
+    findings_ingest(
+        body=json.dumps(body).encode(),
+        api_key=api_key,
+        client_id=client_id,
+        repository_patterns=api_key.repository_patterns,
     )

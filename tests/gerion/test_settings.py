@@ -98,7 +98,7 @@ def test_debug_hosts_and_ssl_redirect_are_read_from_the_environment(tmp_path):
     assert found["ssl_redirect"] is True
 
 
-def test_check_deploy_is_clean_with_production_settings(tmp_path):
+def generated_signing_key(tmp_path):
     key = tmp_path / "signing.pem"
     subprocess.run(
         [sys.executable, "manage.py", "generatesigningkey", str(key)],
@@ -107,6 +107,11 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         capture_output=True,
         env=_production_env(tmp_path, None),
     )
+    return key
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    key = generated_signing_key(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO,

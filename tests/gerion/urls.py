@@ -53,5 +53,6 @@ urlpatterns = [
     path("api/v1/_test/validate", ValidatingView.as_view()),
     path("api/v1/_test/drf-boom", DrfBoom.as_view()),
     path("_test/db-down", database_down),
+    path("_test/boom", boom),
     *project_urlpatterns,
 ]

@@ -30,7 +30,7 @@ from apikeys.services import api_key_delete, api_key_revoke
 from apikeys.signing_keys import get_keyset
 from findings.models import Finding, Upload
 from tests.factories import make_api_key
-from tests.support.servers import gunicorn, live_database_url
+from tests.support.servers import gunicorn, live_database_url, token_over_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -135,14 +135,7 @@ def bait() -> Iterator[JwksBait]:
 def victim(server):
     """A live key and a genuine token for it, from the running service."""
     key, plaintext = make_api_key(client_id="victim-ci")
-    response = requests.post(
-        server.url + "/api/v1/auth/m2m/authenticate",
-        json={"client_id": "victim-ci"},
-        headers={"X-API-Key": plaintext},
-        timeout=10,
-    )
-    assert response.status_code == 200
-    token = response.json()["access_token"]
+    token = token_over_http(server.url, plaintext, "victim-ci")
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     return {"key": key, "token": token, "header": header, "claims": claims}
@@ -265,6 +258,71 @@ ATTACKS: dict[str, Callable[[dict[str, Any], JwksBait], str]] = {
     "header-not-json": lambda v, b: f"{b64(b'not json')}.{encode(v['claims'])}.sig",
     "claims-not-an-object": lambda v, b: sign_rs256(v["header"], ["a", "list"], our_key()),  # type: ignore[arg-type]
 }
+
+
+def retyped(victim: dict[str, Any], claim: str, value: Any) -> str:
+    """The genuine claims, one of them replaced by a value of another type, re-signed."""
+    return sign_rs256(victim["header"], {**victim["claims"], claim: value}, our_key())
+
+
+def raw_claims(victim: dict[str, Any], payload: bytes) -> str:
+    """Claims as given bytes (duplicate names, say), re-signed with our key."""
+    signing_input = f"{encode(victim['header'])}.{b64(payload)}".encode()
+    signature = our_key().sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input.decode()}.{b64(signature)}"
+
+
+# A validly signed token whose claims have the wrong type must be a 401, never a 500 (the
+# probe: string iat/exp reached the lifetime arithmetic).
+_TIME_VALUES: dict[str, Callable[[int], Any]] = {
+    "string": str,
+    "fraction": lambda t: t + 0.5,
+    "whole-float": float,
+    "true": lambda t: True,
+    "null": lambda t: None,
+    "huge": lambda t: 10**40,
+    "negative": lambda t: -t,
+    "nan": lambda t: float("nan"),
+    "infinity": lambda t: float("inf"),
+    "minus-infinity": lambda t: float("-inf"),
+    "object": lambda t: {"$date": t},
+    "list": lambda t: [t],
+}
+_TEXT_VALUES: dict[str, Any] = {
+    "number": 12345,
+    "true": True,
+    "null": None,
+    "list": ["gerion-api"],
+    "object": {"value": "x"},
+    "nul": "x\u0000y",
+}
+
+
+def _time_attack(
+    claim: str, make: Callable[[int], Any]
+) -> Callable[[dict[str, Any], JwksBait], str]:
+    return lambda v, b: retyped(v, claim, make(v["claims"][claim]))
+
+
+def _text_attack(claim: str, value: Any) -> Callable[[dict[str, Any], JwksBait], str]:
+    return lambda v, b: retyped(v, claim, value)
+
+
+for _claim in ("iat", "nbf", "exp"):
+    for _label, _make in _TIME_VALUES.items():
+        ATTACKS[f"{_claim}-{_label}"] = _time_attack(_claim, _make)
+for _claim in ("iss", "aud", "sub", "client_id", "api_key_id", "scope", "jti"):
+    for _label, _value in _TEXT_VALUES.items():
+        ATTACKS[f"{_claim}-{_label}"] = _text_attack(_claim, _value)
+ATTACKS["api-key-id-with-nul"] = lambda v, b: retyped(
+    v, "api_key_id", v["claims"]["api_key_id"] + "\x00"
+)
+ATTACKS["duplicate-exp"] = lambda v, b: raw_claims(
+    v,
+    json.dumps(v["claims"]).encode()[:-1] + f', "exp": {v["claims"]["exp"]}}}'.encode(),
+)
+ATTACKS["claims-a-string"] = lambda v, b: raw_claims(v, b'"claims"')
+ATTACKS["claims-not-utf8"] = lambda v, b: raw_claims(v, b'{"sub": "\xff\xfe"}')
 
 
 def assert_refused(server, token: str) -> None:

@@ -7,12 +7,16 @@ the secrets."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import socket
+import time
 
 import pytest
 import requests
 
-from tests.factories import PASSWORD, SuperuserFactory
+from tests.factories import PASSWORD, SuperuserFactory, make_api_key
 from tests.support.servers import gunicorn, live_database_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -164,3 +168,98 @@ def test_no_key_or_token_leaks_into_logs_errors_or_admin_pages(tmp_path):
         assert secret not in log, f"{name} is in the log"
         for body in seen:
             assert secret not in body, f"{name} is in a response"
+
+
+def _variants(plaintext: str) -> dict[str, str]:
+    """The ways a key reaches a server when a client or a person mangles it."""
+    return {
+        "as is": plaintext,
+        "underscores percent-encoded": plaintext.replace("_", "%5F"),
+        "all percent-encoded": "".join(f"%{b:02X}" for b in plaintext.encode()),
+        "dashes for underscores": plaintext.replace("_", "-"),
+        "upper case": plaintext.upper(),
+    }
+
+
+def _raw(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        with contextlib.suppress(OSError):
+            sock.recv(65536)
+
+
+def test_a_key_sent_in_any_form_in_any_header_or_auth_body_stays_out_of_the_log(tmp_path):
+    """The probe: a key percent-encoded, or with "-" for "_", in a header reached the log.
+    Redaction is by field (Authorization, X-API-Key, Cookie, Set-Cookie, request ids, Host,
+    whatever gunicorn quotes, bodies of sign-ins and authentication), not by the key's shape."""
+    _, plaintext = make_api_key(client_id="odd-places")
+    secret = plaintext.split("_")[2]
+    env = {"DATABASE_URL": live_database_url(), "GERION_LOG_LEVEL": "DEBUG"}
+    with gunicorn(tmp_path, workers=2, env=env) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        auth = server.url + "/api/v1/auth/m2m/authenticate"
+        for value in _variants(plaintext).values():
+            for headers in (
+                {"X-API-Key": value},
+                {"Authorization": f"Bearer {value}"},
+                {"Authorization": value},
+                {"Cookie": f"sessionid={value}; csrftoken={value}"},
+                {"X-Request-ID": value},
+                {"Host": value},
+                {"X-Forwarded-For": value},
+                {"Referer": f"https://example.com/?k={value}"},
+            ):
+                requests.post(auth, json={"client_id": "odd-places"}, headers=headers, timeout=10)
+                requests.get(server.url + "/api/v1/findings", headers=headers, timeout=10)
+                requests.get(server.url + "/findings/", headers=headers, timeout=10)
+            # Bodies of authentication and sign-in requests.
+            requests.post(auth, json={"client_id": value}, timeout=10)
+            requests.post(auth, data=f'{{"client_id": "x", "api_key": "{value}"', timeout=10)
+            requests.post(
+                server.url + "/accounts/login/",
+                data={"username": value, "password": value},
+                timeout=10,
+            )
+            # What gunicorn refuses and quotes: a header line without a colon, a bad method,
+            # a bad request line, an invalid header value.
+            for data in (
+                f"GET / HTTP/1.1\r\nHost: x\r\nX-API-Key {value}\r\n\r\n",
+                f"{value} / HTTP/1.1\r\nHost: x\r\n\r\n",
+                f"GET /?api_key={value} HTTP/1.1 x\r\nHost: x\r\n\r\n",
+                f"GET /?api_key={value} HTTP/9.9\r\nHost: x\r\n\r\n",
+                f"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {value}\x01\r\n\r\n",
+            ):
+                _raw(port, data.encode())
+        time.sleep(0.5)
+        log = server.log()
+
+    for name, value in _variants(secret).items():
+        for form in {value, value.lower()}:
+            assert form not in log, f"the secret ({name}) is in the log"
+    assert "request refused: DisallowedHost" in log  # the bad hosts were noticed, briefly
+    assert "Invalid request from ip=" in log  # and what gunicorn refused
+
+
+def test_a_flood_of_bad_host_headers_is_one_brief_warning_per_request(tmp_path):
+    """The probe: every request with a Host not allowed wrote a full traceback at ERROR."""
+    with gunicorn(tmp_path, workers=1) as server:
+        for n in range(20):
+            requests.get(server.url + "/", headers={"Host": f"evil-{n}.example"}, timeout=10)
+        # Other suspicious requests Django refuses the same way.
+        requests.post(
+            server.url + "/accounts/login/",
+            data="&".join(f"f{n}=1" for n in range(1200)),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        )
+        time.sleep(0.5)
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    refused = [line for line in lines if line["logger"].startswith("django.security.")]
+    hosts = [line for line in refused if line["logger"] == "django.security.DisallowedHost"]
+    assert len(hosts) == 20
+    assert {line["level"] for line in refused} == {"WARNING"}
+    assert all("exception" not in line for line in refused)
+    assert all(len(json.dumps(line)) < 400 for line in refused)
+    assert not any("evil-" in json.dumps(line) for line in lines)
+    assert any(line["logger"] == "django.security.TooManyFieldsSent" for line in refused)
+    assert not [line for line in lines if line["level"] == "ERROR"]

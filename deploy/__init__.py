@@ -1,0 +1,1 @@
+"""Deployment files (nginx configuration, a trial certificate); importable for the tests."""
