@@ -174,6 +174,31 @@ def merge_upload(
     )
 
 
+def store_rules(connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, bytes]]) -> None:
+    """The rules an upload's findings refer to (findings.models.ScannerRule), each once:
+    a rule already stored under its digest is the same rule."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            digests = list(rules)
+            cursor.execute(
+                "INSERT INTO findings_scannerrule (digest, rule_id, data) "
+                "SELECT d, r, j::json "
+                "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(d, r, j) "
+                "ON CONFLICT (digest) DO NOTHING",
+                [
+                    digests,
+                    [rules[d][0] for d in digests],
+                    [rules[d][1].decode() for d in digests],
+                ],
+            )
+            return
+        cursor.executemany(
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (digest) DO NOTHING",
+            [(digest, rule_id, data.decode()) for digest, (rule_id, data) in rules.items()],
+        )
+
+
 class _Writer:
     """The statements of a merge, for PostgreSQL (binary COPY) and for the embedded SQLite
     run (executemany): the same columns and the same values."""

@@ -3,11 +3,14 @@ official CLI's report path (GET /api/v1/reporting/findings)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +20,14 @@ from findings import docs
 from findings.cursors import decode_cursor, encode_cursor
 from findings.models import SEVERITY_ORDER, ScanType
 from findings.normalize import SEVERITY_EXACT, UploadInvalid, normalize_scan_type
-from findings.selectors import FindingFilters, findings_api_page
+from findings.readers import sarif as sarif_reader
+from findings.sarif import sarif_log
+from findings.selectors import (
+    FindingFilters,
+    findings_api_page,
+    findings_for_sarif,
+    scanner_rules,
+)
 from findings.services import findings_ingest
 from gerion.memory import release_free_memory
 from gerion.problems import ProblemError
@@ -26,11 +36,34 @@ from gerion.schema import problem_responses
 MAX_LIMIT = 1000
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+class SarifRenderer(BaseRenderer):
+    """Lets a client ask for `Accept: application/sarif+json` (or `?format=sarif`); the views
+    answer it with a streamed log (findings.sarif), never through this renderer's output."""
+
+    media_type = sarif_reader.MEDIA_TYPE
+    format = "sarif"
+    charset = None
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return JSONRenderer().render(data)
+
+
+RENDERERS = [JSONRenderer, SarifRenderer]
 
 
 def _read_body(request: Request) -> bytearray:
@@ -112,6 +145,7 @@ def _severity(value: str) -> str:
 
 class FindingsView(APIView):
     permission_classes = [HasScope]
+    renderer_classes = RENDERERS
     required_scope = {"GET": "read:findings", "POST": "write:findings"}
     parser_classes = []  # the body is read raw and parsed once, by findings.normalize
 
@@ -126,16 +160,22 @@ class FindingsView(APIView):
         examples=docs.UPLOAD_EXAMPLES,
     )
     def post(self, request: Request) -> Response:
-        if not _is_json(request.content_type or ""):
+        media = _media_type(request.content_type or "")
+        if not _is_json(media):
             raise ProblemError(
-                "Send the findings as JSON (Content-Type: application/json).",
+                "Send the findings as JSON (Content-Type: application/json) or as a SARIF "
+                "2.1.0 log (Content-Type: application/sarif+json).",
                 status=415,
                 code="unsupported_media_type",
             )
         principal = principal_of(request)
         try:
             result = findings_ingest(
-                body=_read_body(request), api_key=principal.api_key, client_id=principal.client_id
+                body=_read_body(request),
+                api_key=principal.api_key,
+                client_id=principal.client_id,
+                media_type=media,
+                params=request.query_params.dict(),
             )
         except UploadInvalid as exc:
             code = "validation_error" if exc.errors else "invalid_json"
@@ -144,7 +184,7 @@ class FindingsView(APIView):
             ) from exc
         finally:
             release_free_memory()
-        return Response(result.as_response(), status=201)
+        return Response(result.as_response(), status=201, content_type="application/json")
 
     @extend_schema(
         operation_id="findings_list",
@@ -155,7 +195,7 @@ class FindingsView(APIView):
             **problem_responses(400, 401, 403),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
         query = FindingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
@@ -168,6 +208,7 @@ class ReportingFindingsView(APIView):
     `severity` as a minimum (the CLI documents `--severity HIGH` as HIGH and above)."""
 
     permission_classes = [HasScope]
+    renderer_classes = RENDERERS
     required_scope = {"GET": "read:findings"}
 
     @extend_schema(
@@ -179,7 +220,7 @@ class ReportingFindingsView(APIView):
             **problem_responses(400, 401, 403),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
         query = ReportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
@@ -192,9 +233,11 @@ def _findings_page(
     *,
     severities: tuple[str, ...],
     min_severity: str | None,
-) -> Response:
-    """One page of the selection as a bare JSON array, and the next page's URL in Link."""
-    after_id = _after_id(data["cursor"]) if "cursor" in data else None
+) -> Response | StreamingHttpResponse:
+    """One page of the selection as a bare JSON array, and the next page's URL in Link; or,
+    for `Accept: application/sarif+json`, the whole selection as one SARIF log, streamed
+    (`limit` and `cursor` page the JSON list only: a log is one document, and GitHub takes
+    one analysis per tool and category)."""
     filters = FindingFilters(
         repository_name=data.get("repository_name"),
         branch_name=data.get("branch_name"),
@@ -203,6 +246,12 @@ def _findings_page(
         min_severity=min_severity,
         active_only=data["active_only"],
     )
+    if isinstance(request.accepted_renderer, SarifRenderer):
+        return StreamingHttpResponse(
+            sarif_log(findings_for_sarif(filters), scanner_rules),
+            content_type=sarif_reader.MEDIA_TYPE,
+        )
+    after_id = _after_id(data["cursor"]) if "cursor" in data else None
     rows, next_after = findings_api_page(filters, limit=data["limit"], after_id=after_id)
     headers = {}
     if next_after is not None:
