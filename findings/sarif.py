@@ -87,13 +87,10 @@ class _Rules:
                 out.append(descriptor)
                 continue
             made = self.made.get(rule_id)
-            title = made["title"] if made else rule_id
-            rule: dict[str, Any] = {
-                "id": rule_id,
-                "name": title[:200],
-                "shortDescription": {"text": title},
-            }
+            rule: dict[str, Any] = {"id": rule_id}  # a scanner's rule it did not describe
             if made is not None:
+                rule["name"] = made["title"][:200]
+                rule["shortDescription"] = {"text": made["title"]}
                 severity = list(SEVERITY_RANK)[made["rank"]]
                 rule["defaultConfiguration"] = {"level": LEVEL[severity]}
                 properties: dict[str, Any] = {"tags": made["tags"]}
