@@ -64,6 +64,11 @@ class SarifRenderer(BaseRenderer):
 
 
 RENDERERS = [JSONRenderer, SarifRenderer]
+SARIF_RESPONSE = (
+    "With `Accept: application/sarif+json`: the whole selection (`limit` and `cursor` page "
+    "the JSON list only) as one SARIF 2.1.0 log, streamed: one run per scan type, rules "
+    'listed once, each finding_id in partialFingerprints["gerionFindingId/v1"]'
+)
 
 
 def _read_body(request: Request) -> bytearray:
@@ -151,13 +156,19 @@ class FindingsView(APIView):
 
     @extend_schema(
         operation_id="findings_upload",
-        summary="Upload the findings of one scan",
-        request={"application/json": docs.UploadRequest},
+        summary="Upload the findings of one scan (our JSON envelopes, or a SARIF 2.1.0 log)",
+        description="A SARIF log (`Content-Type: application/sarif+json`) takes its stream "
+        "from the query parameters; each result becomes a finding (see docs/api.md).",
+        request={
+            "application/json": docs.UploadRequest,
+            sarif_reader.MEDIA_TYPE: docs.SarifLog,
+        },
+        parameters=docs.SARIF_UPLOAD_PARAMETERS,
         responses={
-            201: OpenApiResponse(docs.UploadResult, "What was stored"),
+            (201, "application/json"): OpenApiResponse(docs.UploadResult, "What was stored"),
             **problem_responses(400, 401, 403, 413, 415, 429),
         },
-        examples=docs.UPLOAD_EXAMPLES,
+        examples=[*docs.UPLOAD_EXAMPLES, docs.SARIF_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
         media = _media_type(request.content_type or "")
@@ -188,10 +199,13 @@ class FindingsView(APIView):
 
     @extend_schema(
         operation_id="findings_list",
-        summary="List findings (a bare JSON array, paged with a Link header)",
+        summary="List findings (a bare JSON array, paged with a Link header; or one SARIF log)",
         parameters=[FindingQuery],
         responses={
-            200: OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),
+            (200, "application/json"): OpenApiResponse(
+                docs.FindingOut(many=True), "Findings in id order"
+            ),
+            (200, sarif_reader.MEDIA_TYPE): OpenApiResponse(docs.SarifLog, SARIF_RESPONSE),
             **problem_responses(400, 401, 403),
         },
     )
@@ -216,7 +230,10 @@ class ReportingFindingsView(APIView):
         summary="List findings for a report (severity is a minimum)",
         parameters=[ReportQuery],
         responses={
-            200: OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),
+            (200, "application/json"): OpenApiResponse(
+                docs.FindingOut(many=True), "Findings in id order"
+            ),
+            (200, sarif_reader.MEDIA_TYPE): OpenApiResponse(docs.SarifLog, SARIF_RESPONSE),
             **problem_responses(400, 401, 403),
         },
     )
