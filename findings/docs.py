@@ -220,6 +220,9 @@ SarifLog = inline_serializer(
     },
 )
 
+# Content negotiation is by the Accept header only (findings.views.AcceptHeaderNegotiation).
+NO_FORMAT = OpenApiParameter("format", exclude=True)
+
 _SARIF_STREAM = "SARIF uploads (Content-Type: application/sarif+json) only: "
 SARIF_UPLOAD_PARAMETERS = [
     OpenApiParameter("repository_name", OpenApiTypes.STR, description=_SARIF_STREAM + "required"),

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,8 +48,8 @@ def _is_json(media: str) -> bool:
 
 
 class SarifRenderer(BaseRenderer):
-    """Lets a client ask for `Accept: application/sarif+json` (or `?format=sarif`); the views
-    answer it with a streamed log (findings.sarif), never through this renderer's output."""
+    """Lets a client ask for `Accept: application/sarif+json`; the views answer it with a
+    streamed log (findings.sarif), never through this renderer's output."""
 
     media_type = sarif_reader.MEDIA_TYPE
     format = "sarif"
@@ -64,6 +65,19 @@ class SarifRenderer(BaseRenderer):
 
 
 RENDERERS = [JSONRenderer, SarifRenderer]
+
+
+class _NoFormatParameter:
+    URL_FORMAT_OVERRIDE = None
+
+
+class AcceptHeaderNegotiation(DefaultContentNegotiation):
+    """The Accept header chooses the representation; a `format` query parameter is not ours
+    (DRF's override would answer an unknown one with a 404)."""
+
+    settings = _NoFormatParameter()  # type: ignore[assignment]  # only this setting is read
+
+
 SARIF_RESPONSE = (
     "With `Accept: application/sarif+json`: the whole selection (`limit` and `cursor` page "
     "the JSON list only) as one SARIF 2.1.0 log, streamed: one run per scan type, rules "
@@ -151,6 +165,7 @@ def _severity(value: str) -> str:
 class FindingsView(APIView):
     permission_classes = [HasScope]
     renderer_classes = RENDERERS
+    content_negotiation_class = AcceptHeaderNegotiation
     required_scope = {"GET": "read:findings", "POST": "write:findings"}
     parser_classes = []  # the body is read raw and parsed once, by findings.normalize
 
@@ -163,7 +178,7 @@ class FindingsView(APIView):
             "application/json": docs.UploadRequest,
             sarif_reader.MEDIA_TYPE: docs.SarifLog,
         },
-        parameters=docs.SARIF_UPLOAD_PARAMETERS,
+        parameters=[*docs.SARIF_UPLOAD_PARAMETERS, docs.NO_FORMAT],
         responses={
             (201, "application/json"): OpenApiResponse(docs.UploadResult, "What was stored"),
             **problem_responses(400, 401, 403, 413, 415, 429),
@@ -200,7 +215,7 @@ class FindingsView(APIView):
     @extend_schema(
         operation_id="findings_list",
         summary="List findings (a bare JSON array, paged with a Link header; or one SARIF log)",
-        parameters=[FindingQuery],
+        parameters=[FindingQuery, docs.NO_FORMAT],
         responses={
             (200, "application/json"): OpenApiResponse(
                 docs.FindingOut(many=True), "Findings in id order"
@@ -223,12 +238,13 @@ class ReportingFindingsView(APIView):
 
     permission_classes = [HasScope]
     renderer_classes = RENDERERS
+    content_negotiation_class = AcceptHeaderNegotiation
     required_scope = {"GET": "read:findings"}
 
     @extend_schema(
         operation_id="reporting_findings_list",
         summary="List findings for a report (severity is a minimum)",
-        parameters=[ReportQuery],
+        parameters=[ReportQuery, docs.NO_FORMAT],
         responses={
             (200, "application/json"): OpenApiResponse(
                 docs.FindingOut(many=True), "Findings in id order"

@@ -507,9 +507,10 @@ def _row(
     severity = _severity(result, rule, path, problems)
     cwe = list(rule.cwe) if rule else []
     cve = list(rule.cve) if rule else []
-    for vuln in _vuln_ids(rule_id):
-        if vuln not in cve:
-            cve.append(vuln)
+    if rule is None or rule.rule_id != rule_id:  # the rule's own id is read with the rule
+        for vuln in _vuln_ids(rule_id):
+            if vuln not in cve:
+                cve.append(vuln)
     tags = result.properties.tags if result.properties is not None else None
     if tags:
         _tag_ids(tags, cwe, cve, f"{path}.properties.tags", problems)

@@ -53,9 +53,7 @@ SCHEMA = json.loads((FIXTURES / "sarif-schema-2.1.0-rtm.5.json").read_text())
 
 
 def assert_valid_sarif(document: dict[str, Any]) -> None:
-    jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(
-        document
-    )
+    jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(document)
 
 
 # (fixture, scan type inferred from its tool, severities, CWEs, vulnerability ids)
@@ -397,7 +395,8 @@ def test_the_export_is_one_sarif_log_with_one_run_per_scan_type(client, writer):
     assert {r["ruleIndex"] for r in checkov["results"]} == {0}
     # The scanner's own rule, as it sent it (help text, link).
     assert checkov["tool"]["driver"]["rules"][0]["helpUri"].startswith("https://docs.bridgecrew")
-    ids = {r["partialFingerprints"]["gerionFindingId/v1"] for run in runs.values() for r in run["results"]}
+    results = [result for run in runs.values() for result in run["results"]]
+    ids = {result["partialFingerprints"]["gerionFindingId/v1"] for result in results}
     assert ids == set(Finding.objects.values_list("finding_id", flat=True))
 
 
