@@ -42,7 +42,7 @@ def export(client: Client, token: str, path: str = URL, **params: Any) -> dict[s
     response = client.get(path, params, HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_ACCEPT=SARIF)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == SARIF
-    return json.loads(b"".join(response.streaming_content))
+    return json.loads(b"".join(response.streaming_content))  # type: ignore[attr-defined]
 
 
 def stored(branch: str = "main") -> list[Finding]:
@@ -57,7 +57,7 @@ def assert_valid_sarif(document: dict[str, Any]) -> None:
 
 
 # (fixture, scan type inferred from its tool, severities, CWEs, vulnerability ids)
-SCANNERS = {
+SCANNERS: dict[str, tuple[str, dict[str, int], set[str], set[str]]] = {
     "semgrep": ("SAST", {"MEDIUM": 4}, set(), set()),
     "trivy": (
         "SCA",
