@@ -45,7 +45,12 @@ import msgspec
 from msgspec import Raw, Struct
 
 from findings import normalize as n
-from findings.readers.envelope import _NUL_ESCAPE, _NUL_ESCAPES, _replace_nul
+from findings.readers.envelope import (
+    _NUL_ESCAPE,
+    _NUL_ESCAPES,
+    _raise_if_not_json,
+    _replace_nul,
+)
 
 MEDIA_TYPE = "application/sarif+json"
 # Our identity in the logs we export (findings.sarif): read back as the finding_id itself.
@@ -299,13 +304,6 @@ def _stream(params: Mapping[str, str], problems: n.Problems) -> dict[str, Any]:
     stream["commit_hash"] = n.text(params.get("commit_hash"), 128, "commit_hash", problems)
     stream["code_path"] = n.text(params.get("code_path"), n.PATH_MAX, "code_path", problems)
     return stream
-
-
-def _raise_if_not_json(body: bytes | bytearray) -> None:
-    try:
-        msgspec.json.decode(body, type=Raw)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise n.UploadInvalid([], 0, f"The body is not valid JSON: {exc}") from None
 
 
 def _shape_error(exc: msgspec.ValidationError) -> tuple[str, str]:
