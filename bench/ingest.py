@@ -9,7 +9,11 @@ Cases, each on a fresh stream per round:
 - identical re-upload: the same bytes again (the CLI re-sends after its 5 s timeout);
 - CLI re-scan: the same findings with a new creation_date, last_update_date, build and commit
   on every finding, as the CLI stamps each run;
-- next build: 10% of the findings gone, 10% new, 10% reworded, the rest re-scanned.
+- next build: 10% of the findings gone, 10% new, 10% reworded, the rest re-scanned;
+- SARIF first upload: the first upload's findings as the SARIF 2.1.0 log Trivy writes (a rule
+  per CVE with its help text, a result per vulnerable package), with
+  `Content-Type: application/sarif+json` and the stream in query parameters, on a stream of
+  its own; its speed against the JSON envelope's first upload is printed (the bar is 0.8).
 
 The hardware reference, measured in the same run: COPY from Python (psycopg write_row, the
 faster of text and binary format) of the same logical rows (identity, title, severity, file
@@ -33,6 +37,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -137,6 +142,98 @@ def cli_body(n: int, repository: str, case: str) -> bytes:
     return body
 
 
+LEVELS = {"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note"}
+SCORES = {"CRITICAL": "9.8", "HIGH": "7.5", "MEDIUM": "5.3", "LOW": "3.1"}
+
+
+def sarif_body(n: int) -> bytes:
+    """The first upload's findings as Trivy writes them in SARIF: one rule per CVE (described
+    once, with its help text), one result per vulnerable package."""
+    stamp = datetime(2026, 11, 20, 11, 15).isoformat()
+    meta = {"repository_name": "", "branch_name": "", "build_id": "1", "code_path": "",
+            "commit_hash": "", "commit_author": ""}  # fmt: skip
+    rules: dict[str, int] = {}
+    descriptors: list[dict[str, Any]] = []
+    results = []
+    for i in range(n):
+        f = cli_finding(i, meta, stamp)
+        cve, severity = f["cve"][0], f["severity"]
+        link = f"[{cve}](https://avd.aquasec.com/nvd/{cve.lower()})"
+        if cve not in rules:
+            rules[cve] = len(descriptors)
+            descriptors.append(
+                {
+                    "id": cve,
+                    "name": "LanguageSpecificPackageVulnerability",
+                    "shortDescription": {"text": f"{cve}: {f['vuln_details'][0]['summary']}"},
+                    "fullDescription": {"text": f["description"]},
+                    "defaultConfiguration": {"level": LEVELS[severity]},
+                    "helpUri": f"https://avd.aquasec.com/nvd/{cve.lower()}",
+                    "help": {
+                        "text": f"Vulnerability {cve}\nSeverity: {severity}\nLink: {link}\n"
+                        + f["description"],
+                        "markdown": f"**Vulnerability {cve}**\n| Severity | Link |\n"
+                        f"| --- | --- |\n|{severity}|{link}|\n\n" + f["description"],
+                    },
+                    "properties": {
+                        "precision": "very-high",
+                        "security-severity": SCORES[severity],
+                        "tags": ["vulnerability", "security", severity, f["cwe"][0]],
+                    },
+                }
+            )
+        results.append(
+            {
+                "ruleId": cve,
+                "ruleIndex": rules[cve],
+                "level": LEVELS[severity],
+                "message": {
+                    "text": f"Package: {f['component_name']}\nInstalled Version: "
+                    f"{f['component_version']}\nVulnerability {cve}\nSeverity: {severity}\n"
+                    f"Fixed Version: {f['component_fix']}\nLink: {link}"
+                },
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f["file_path"], "uriBaseId": "ROOTPATH"},
+                            "region": {
+                                "startLine": 1,
+                                "startColumn": 1,
+                                "endLine": 1,
+                                "endColumn": 1,
+                            },
+                        },
+                        "message": {"text": f["file_path"]},
+                    }
+                ],
+            }
+        )
+    run = {
+        "tool": {
+            "driver": {
+                "fullName": "Trivy Vulnerability Scanner",
+                "informationUri": "https://github.com/aquasecurity/trivy",
+                "name": "Trivy",
+                "rules": descriptors,
+                "version": "0.57.1",
+            }
+        },
+        "results": results,
+        "columnKind": "utf16CodeUnits",
+        "originalUriBaseIds": {"ROOTPATH": {"uri": "file:///github/workspace/"}},
+    }
+    body = orjson.dumps(
+        {
+            "version": "2.1.0",
+            "$schema": "https://json.schemastore.org/sarif-2.1.0-rtm.5.json",
+            "runs": [run],
+        }
+    )
+    del results, descriptors
+    gc.collect()
+    return body
+
+
 def reference_rows(body: bytes) -> list[tuple[Any, ...]]:
     """The same logical rows the upload stores, built before the clock starts."""
     data = orjson.loads(body)["findings_data"]
@@ -208,15 +305,22 @@ def _as_is(value: Any) -> Any:
     return value
 
 
-def post(url: str, token: str, body: bytes) -> tuple[float, int, dict[str, Any]]:
+def post(
+    url: str,
+    token: str,
+    body: bytes,
+    *,
+    query: str = "",
+    content_type: str = "application/json",
+) -> tuple[float, int, dict[str, Any]]:
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=120)
     started = time.perf_counter()
     connection.request(
         "POST",
-        "/api/v1/findings",
+        "/api/v1/findings" + query,
         body=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
     )
     response = connection.getresponse()
     content = response.read()
@@ -262,6 +366,7 @@ CASES = [
     ("rescan", "CLI re-scan (new dates, build)"),
     ("next", "next build (10% new/gone/changed)"),
 ]
+SARIF_CASE = ("sarif", "SARIF first upload (same findings)")
 
 
 def main() -> None:
@@ -294,8 +399,10 @@ def main() -> None:
         # A CLI-shaped finding is ~1.1 kB: 100,000 of them exceed the default limit.
         GERION_MAX_BODY_BYTES=str(512 * 1024 * 1024),
     )
-    times: dict[str, list[float]] = {case: [] for case, _ in CASES}
-    peaks: dict[str, list[float]] = {case: [] for case, _ in CASES}
+    times: dict[str, list[float]] = {case: [] for case, _ in (*CASES, SARIF_CASE)}
+    peaks: dict[str, list[float]] = {case: [] for case, _ in (*CASES, SARIF_CASE)}
+    sarif = sarif_body(n)
+    sarif_mb = len(sarif) / 1e6
     reference: list[float] = []
     formats: list[str] = []
     body_mb = 0.0
@@ -324,6 +431,16 @@ def main() -> None:
                 assert counts == expected[case], (case, result)
                 times[case].append(elapsed)
                 peaks[case].append(worker_peak_rss(server) / 2**20)
+            server.reset_peaks()
+            query = "?" + urlencode(
+                {"repository_name": f"{repository}-sarif", "branch_name": "main", "build_id": "1"}
+            )
+            elapsed, _, result = post(
+                server.url, token, sarif, query=query, content_type="application/sarif+json"
+            )
+            assert (result["created"], result["warnings"]) == (n, []), result
+            times["sarif"].append(elapsed)
+            peaks["sarif"].append(worker_peak_rss(server) / 2**20)
             rows = reference_rows(bodies["first"])
             del bodies
             gc.collect()
@@ -352,9 +469,22 @@ def main() -> None:
             f"{label:36s} {seconds:8.2f} {n / seconds:11,.0f} {ref / seconds:6.2f} "
             f"{max(peaks[case]):8.0f} MiB"
         )
+    label = SARIF_CASE[1]
+    sarif_seconds = statistics.median(times["sarif"])
+    print(
+        f"{label:36s} {sarif_seconds:8.2f} {n / sarif_seconds:11,.0f} {ref / sarif_seconds:6.2f} "
+        f"{max(peaks['sarif']):8.0f} MiB"
+    )
+    print(
+        f"SARIF ({sarif_mb:.0f} MB) vs JSON envelope, first upload of the same findings: speed "
+        f"ratio {statistics.median(times['first']) / sarif_seconds:.2f} (bar 0.80)"
+    )
     print(
         "rounds (s): "
-        + "; ".join(f"{case} " + "/".join(f"{t:.2f}" for t in times[case]) for case, _ in CASES)
+        + "; ".join(
+            f"{case} " + "/".join(f"{t:.2f}" for t in times[case])
+            for case, _ in (*CASES, SARIF_CASE)
+        )
         + "; reference "
         + "/".join(f"{t:.2f}" for t in reference)
     )

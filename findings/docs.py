@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from findings.models import SEVERITY_ORDER, ScanType
@@ -200,3 +206,83 @@ UPLOAD_EXAMPLES = [
         },
     ),
 ]
+
+
+SarifLog = inline_serializer(
+    "SarifLog",
+    {
+        "$schema": serializers.CharField(required=False),
+        "version": serializers.ChoiceField(choices=["2.1.0"]),
+        "runs": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="SARIF 2.1.0 runs (OASIS standard): tool.driver (name, rules), results",
+        ),
+    },
+)
+
+# Content negotiation is by the Accept header only (findings.views.AcceptHeaderNegotiation).
+NO_FORMAT = OpenApiParameter("format", exclude=True)
+
+_SARIF_STREAM = "SARIF uploads (Content-Type: application/sarif+json) only: "
+SARIF_UPLOAD_PARAMETERS = [
+    OpenApiParameter("repository_name", OpenApiTypes.STR, description=_SARIF_STREAM + "required"),
+    OpenApiParameter("branch_name", OpenApiTypes.STR, description=_SARIF_STREAM + "required"),
+    OpenApiParameter("build_id", OpenApiTypes.STR, description=_SARIF_STREAM + "optional"),
+    OpenApiParameter("commit_hash", OpenApiTypes.STR, description=_SARIF_STREAM + "optional"),
+    OpenApiParameter(
+        "code_path",
+        OpenApiTypes.STR,
+        description=_SARIF_STREAM + "optional; file:// URIs below it are stored relative to it",
+    ),
+    OpenApiParameter(
+        "scan_type",
+        OpenApiTypes.STR,
+        description=_SARIF_STREAM + f"{_SCAN_TYPE_HELP}; inferred from the tool when "
+        "unambiguous (Semgrep, Opengrep, CodeQL, Bandit: SAST; Trivy, Grype, OSV-Scanner, "
+        "Snyk: SCA; Checkov, KICS, tfsec, Terrascan: IAC; Gitleaks, TruffleHog: SECRETS), "
+        "else required",
+    ),
+]
+
+SARIF_EXAMPLE = OpenApiExample(
+    "SARIF 2.1.0 (Checkov)",
+    request_only=True,
+    media_type="application/sarif+json",
+    value={
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "Checkov",
+                        "rules": [
+                            {
+                                "id": "CKV_AWS_20",
+                                "shortDescription": {"text": "S3 Bucket has an ACL defined "
+                                                     "which allows public READ access."},
+                                "defaultConfiguration": {"level": "error"},
+                            }
+                        ],
+                    }
+                },
+                "results": [
+                    {
+                        "ruleId": "CKV_AWS_20",
+                        "ruleIndex": 0,
+                        "level": "error",
+                        "message": {"text": "S3 Bucket has an ACL defined which allows "
+                                    "public READ access."},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": "infra/storage.tf"},
+                                    "region": {"startLine": 14},
+                                }
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    },
+)  # fmt: skip

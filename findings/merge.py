@@ -93,6 +93,7 @@ _BYTES_AS_SENT = {"json": "bytea", "jsonb": "bytea"}
 _BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
+_RULES = "gerion_scanner_rule_new"
 _STREAM = "repository_name = %(repo)s AND branch_name = %(branch)s AND scan_type = %(scan_type)s"
 
 
@@ -172,6 +173,36 @@ def merge_upload(
         reactivated=reactivated,
         mitigated=gone + reported_fixed,
     )
+
+
+def store_rules(connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, bytes]]) -> None:
+    """The rules an upload's findings refer to (findings.models.ScannerRule), each once:
+    a rule already stored under its digest is the same rule (uploads of other streams may
+    store it at the same moment: ON CONFLICT, not a check first)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Binary COPY into a scratch table (the JSON text as it was sent, as in
+            # _Writer._write), then one set-based insert.
+            cursor.execute(
+                f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data json) ON COMMIT DROP"
+            )
+            cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
+            statement = f"COPY {_RULES} (digest, rule_id, data) FROM STDIN (FORMAT BINARY)"
+            with cursor.copy(statement) as copy:
+                copy.set_types(["text", "text", "bytea"])
+                for digest, (rule_id, data) in rules.items():
+                    copy.write_row((digest, rule_id, data))
+            cursor.execute(
+                f"INSERT INTO findings_scannerrule (digest, rule_id, data) "
+                f"SELECT digest, rule_id, data FROM {_RULES} ON CONFLICT (digest) DO NOTHING"
+            )
+            cursor.execute(f"DROP TABLE {_RULES}")
+            return
+        cursor.executemany(
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (digest) DO NOTHING",
+            [(digest, rule_id, data.decode()) for digest, (rule_id, data) in rules.items()],
+        )
 
 
 class _Writer:

@@ -266,6 +266,20 @@ class Finding(models.Model):
         )
 
 
+class ScannerRule(models.Model):
+    """A rule (SARIF reportingDescriptor) as the scanner sent it, stored once however many
+    findings it describes: its help text can be kilobytes, shared by thousands of results of
+    one upload. A SARIF finding names it by `digest` in its raw data (findings.readers.sarif);
+    rows are only ever added (equal digests are equal rules), so none is left dangling."""
+
+    digest = models.CharField(max_length=32, primary_key=True)  # blake2b-128 of the JSON, hex
+    rule_id = models.TextField()
+    data = RawJSONField()
+
+    def __str__(self) -> str:
+        return self.rule_id
+
+
 class Status(models.TextChoices):
     ACTIVE = "Active"
     MITIGATED = "Mitigated"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from django.db.models import (
     Subquery,
     When,
 )
+from django.db.models.fields.json import KT
 from django.db.models.lookups import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -33,11 +34,13 @@ from findings.models import (
     SEVERITY_RANK,
     Finding,
     FindingEvent,
+    ScannerRule,
     Status,
     Stream,
     Upload,
     finding_status,
 )
+from findings.sarif import ROW_FIELDS as SARIF_ROW_FIELDS
 
 # What GET /api/v1/findings returns for each finding (besides `status`).
 API_FIELDS = [
@@ -211,6 +214,34 @@ def findings_api_page(
             risk_accepted=row["risk_accepted"],
         )
     return rows, (rows[-1]["id"] if more else None)
+
+
+def findings_for_sarif(filters: FindingFilters) -> Iterator[dict[str, Any]]:
+    """The selection as findings.sarif.sarif_log reads it: by scan type, then id, fetched in
+    chunks (a server-side cursor on PostgreSQL), with the scanner's rule of SARIF uploads."""
+    queryset = (
+        findings_filtered(filters)
+        .order_by("scan_type", "id")
+        .annotate(sarif_rule=KT("raw__sarif__rule"), sarif_rule_id=KT("raw__sarif__ruleId"))
+        .values(*SARIF_ROW_FIELDS)
+    )
+    rows: Iterator[dict[str, Any]] = queryset.iterator(chunk_size=2000)
+    return rows
+
+
+def scanner_rules(digests: list[str]) -> dict[str, Any]:
+    """Stored rules (findings.models.ScannerRule) by digest: each as the scanner sent it."""
+    return dict(ScannerRule.objects.filter(digest__in=digests).values_list("digest", "data"))
+
+
+def scanner_data_of(finding: Finding) -> dict[str, Any]:
+    """What the scanner sent for the finding; for a SARIF result, with its rule in full."""
+    data = finding.scanner_data
+    sarif = data.get("sarif")
+    if isinstance(sarif, dict) and isinstance(sarif.get("rule"), str):
+        rule = ScannerRule.objects.filter(digest=sarif["rule"]).values_list("data", flat=True)
+        data = {**data, "sarif": {**sarif, "rule": rule.first()}}
+    return data
 
 
 # --- staff pages ------------------------------------------------------------------------------

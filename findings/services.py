@@ -6,10 +6,11 @@ import gc
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -18,7 +19,13 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from apikeys.repositories import allows as repository_allowed
-from findings.merge import MergeCounts, RepeatedFindingId, UploadContext, merge_upload
+from findings.merge import (
+    MergeCounts,
+    RepeatedFindingId,
+    UploadContext,
+    merge_upload,
+    store_rules,
+)
 from findings.models import Finding, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload
 from findings.readers import read_upload
@@ -73,15 +80,20 @@ def findings_ingest(
     api_key: ApiKey,
     client_id: str,
     repository_patterns: Sequence[str],
+    media_type: str = "application/json",
+    params: Mapping[str, str] | None = None,
 ) -> IngestResult:
     """Store one upload atomically (SPEC "POST /api/v1/findings"): all of it or nothing.
+    `media_type` chooses the reader (the JSON envelopes, SARIF); `params` are the query
+    parameters (a SARIF log's stream).
 
     Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body, and
     RepositoryNotAllowed (nothing stored) for a repository the key's `repository_patterns`
     do not allow: an empty scan too, which would otherwise mitigate that stream's findings.
     """
+    read = partial(read_upload, body, media_type=media_type, params=params or {})
     with _cyclic_gc_paused():
-        parsed = read_upload(body)
+        parsed = read()
         # Before any finding is read: an upload outside the key's repositories costs nothing.
         if parsed.repository_name and not repository_allowed(
             repository_patterns, parsed.repository_name
@@ -93,9 +105,9 @@ def findings_ingest(
             parsed.rows = iter(parsed.read_all())
             parsed.problems.raise_if_any()
         if connection.vendor == "postgresql":
-            return _store(parsed, body, api_key, client_id)
+            return _store(parsed, read, api_key, client_id)
         with _embedded_write_lock:
-            return _store(parsed, body, api_key, client_id)
+            return _store(parsed, read, api_key, client_id)
 
 
 @contextmanager
@@ -113,7 +125,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def _store(
-    parsed: ParsedUpload, body: bytes | bytearray, api_key: ApiKey, client_id: str
+    parsed: ParsedUpload, read: Callable[[], ParsedUpload], api_key: ApiKey, client_id: str
 ) -> IngestResult:
     assert parsed.scan_type is not None
     with transaction.atomic():
@@ -168,10 +180,12 @@ def _store(
                 counts = merge_upload(connection, context, parsed.rows)
                 parsed.problems.raise_if_any()
         except RepeatedFindingId:
-            parsed = read_upload(body)
+            parsed = read()
             rows = parsed.read_all()
             parsed.problems.raise_if_any()
             counts = merge_upload(connection, context, iter(rows))
+        if parsed.rules:
+            store_rules(connection, parsed.rules)
         Stream.objects.update_or_create(
             **stream,
             defaults={"head_upload": upload, "head_at": now, "head_build_id": parsed.build_id},

@@ -3,11 +3,15 @@ official CLI's report path (GET /api/v1/reporting/findings)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +21,14 @@ from findings import docs
 from findings.cursors import decode_cursor, encode_cursor
 from findings.models import SEVERITY_ORDER, ScanType
 from findings.normalize import SEVERITY_EXACT, UploadInvalid, normalize_scan_type
-from findings.selectors import FindingFilters, findings_api_page
+from findings.readers import sarif as sarif_reader
+from findings.sarif import sarif_log
+from findings.selectors import (
+    FindingFilters,
+    findings_api_page,
+    findings_for_sarif,
+    scanner_rules,
+)
 from findings.services import RepositoryNotAllowed, findings_ingest
 from gerion.memory import release_free_memory
 from gerion.problems import ProblemError
@@ -35,11 +46,52 @@ def repository_not_allowed(repository_name: str) -> ProblemError:
     )
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+class SarifRenderer(BaseRenderer):
+    """Lets a client ask for `Accept: application/sarif+json`; the views answer it with a
+    streamed log (findings.sarif), never through this renderer's output."""
+
+    media_type = sarif_reader.MEDIA_TYPE
+    format = "sarif"
+    charset = None
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return JSONRenderer().render(data)
+
+
+RENDERERS = [JSONRenderer, SarifRenderer]
+
+
+class _NoFormatParameter:
+    URL_FORMAT_OVERRIDE = None
+
+
+class AcceptHeaderNegotiation(DefaultContentNegotiation):
+    """The Accept header chooses the representation; a `format` query parameter is not ours
+    (DRF's override would answer an unknown one with a 404)."""
+
+    settings = _NoFormatParameter()  # type: ignore[assignment]  # only this setting is read
+
+
+SARIF_RESPONSE = (
+    "With `Accept: application/sarif+json`: the whole selection (`limit` and `cursor` page "
+    "the JSON list only) as one SARIF 2.1.0 log, streamed: one run per scan type, rules "
+    'listed once, each finding_id in partialFingerprints["gerionFindingId/v1"]'
+)
 
 
 def _read_body(request: Request) -> bytearray:
@@ -121,27 +173,35 @@ def _severity(value: str) -> str:
 
 class FindingsView(APIView):
     permission_classes = [HasScope]
+    renderer_classes = RENDERERS
+    content_negotiation_class = AcceptHeaderNegotiation
     required_scope = {"GET": "read:findings", "POST": "write:findings"}
     parser_classes = []  # the body is read raw and parsed once, by findings.normalize
 
     @extend_schema(
         operation_id="findings_upload",
-        summary="Upload the findings of one scan",
-        description=(
-            "403 `insufficient_scope` without `write:findings`; 403 `repository_not_allowed` "
-            "for a repository outside the API key's repositories (nothing is stored)."
-        ),
-        request={"application/json": docs.UploadRequest},
+        summary="Upload the findings of one scan (our JSON envelopes, or a SARIF 2.1.0 log)",
+        description="A SARIF log (`Content-Type: application/sarif+json`) takes its stream "
+        "from the query parameters; each result becomes a finding (see docs/api.md). 403 "
+        "`insufficient_scope` without `write:findings`; 403 `repository_not_allowed` for a "
+        "repository outside the API key's repositories (nothing is stored).",
+        request={
+            "application/json": docs.UploadRequest,
+            sarif_reader.MEDIA_TYPE: docs.SarifLog,
+        },
+        parameters=[*docs.SARIF_UPLOAD_PARAMETERS, docs.NO_FORMAT],
         responses={
-            201: OpenApiResponse(docs.UploadResult, "What was stored"),
+            (201, "application/json"): OpenApiResponse(docs.UploadResult, "What was stored"),
             **problem_responses(400, 401, 403, 413, 415, 429),
         },
-        examples=docs.UPLOAD_EXAMPLES,
+        examples=[*docs.UPLOAD_EXAMPLES, docs.SARIF_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
-        if not _is_json(request.content_type or ""):
+        media = _media_type(request.content_type or "")
+        if not _is_json(media):
             raise ProblemError(
-                "Send the findings as JSON (Content-Type: application/json).",
+                "Send the findings as JSON (Content-Type: application/json) or as a SARIF "
+                "2.1.0 log (Content-Type: application/sarif+json).",
                 status=415,
                 code="unsupported_media_type",
             )
@@ -152,6 +212,8 @@ class FindingsView(APIView):
                 api_key=principal.api_key,
                 client_id=principal.client_id,
                 repository_patterns=principal.repository_patterns,
+                media_type=media,
+                params=request.query_params.dict(),
             )
         except UploadInvalid as exc:
             code = "validation_error" if exc.errors else "invalid_json"
@@ -162,19 +224,22 @@ class FindingsView(APIView):
             raise repository_not_allowed(exc.repository_name) from exc
         finally:
             release_free_memory()
-        return Response(result.as_response(), status=201)
+        return Response(result.as_response(), status=201, content_type="application/json")
 
     @extend_schema(
         operation_id="findings_list",
-        summary="List findings (a bare JSON array, paged with a Link header)",
+        summary="List findings (a bare JSON array, paged with a Link header; or one SARIF log)",
         description="Only findings of the repositories the API key may touch.",
-        parameters=[FindingQuery],
+        parameters=[FindingQuery, docs.NO_FORMAT],
         responses={
-            200: OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),
+            (200, "application/json"): OpenApiResponse(
+                docs.FindingOut(many=True), "Findings in id order"
+            ),
+            (200, sarif_reader.MEDIA_TYPE): OpenApiResponse(docs.SarifLog, SARIF_RESPONSE),
             **problem_responses(400, 401, 403),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
         query = FindingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
@@ -187,18 +252,23 @@ class ReportingFindingsView(APIView):
     `severity` as a minimum (the CLI documents `--severity HIGH` as HIGH and above)."""
 
     permission_classes = [HasScope]
+    renderer_classes = RENDERERS
+    content_negotiation_class = AcceptHeaderNegotiation
     required_scope = {"GET": "read:findings"}
 
     @extend_schema(
         operation_id="reporting_findings_list",
         summary="List findings for a report (severity is a minimum)",
-        parameters=[ReportQuery],
+        parameters=[ReportQuery, docs.NO_FORMAT],
         responses={
-            200: OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),
+            (200, "application/json"): OpenApiResponse(
+                docs.FindingOut(many=True), "Findings in id order"
+            ),
+            (200, sarif_reader.MEDIA_TYPE): OpenApiResponse(docs.SarifLog, SARIF_RESPONSE),
             **problem_responses(400, 401, 403),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
         query = ReportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
@@ -211,9 +281,11 @@ def _findings_page(
     *,
     severities: tuple[str, ...],
     min_severity: str | None,
-) -> Response:
-    """One page of the selection as a bare JSON array, and the next page's URL in Link."""
-    after_id = _after_id(data["cursor"]) if "cursor" in data else None
+) -> Response | StreamingHttpResponse:
+    """One page of the selection as a bare JSON array, and the next page's URL in Link; or,
+    for `Accept: application/sarif+json`, the whole selection as one SARIF log, streamed
+    (`limit` and `cursor` page the JSON list only: a log is one document, and GitHub takes
+    one analysis per tool and category)."""
     filters = FindingFilters(
         repository_name=data.get("repository_name"),
         branch_name=data.get("branch_name"),
@@ -223,6 +295,12 @@ def _findings_page(
         active_only=data["active_only"],
         repository_patterns=principal_of(request).repository_patterns,
     )
+    if isinstance(request.accepted_renderer, SarifRenderer):
+        return StreamingHttpResponse(
+            sarif_log(findings_for_sarif(filters), scanner_rules),
+            content_type=sarif_reader.MEDIA_TYPE,
+        )
+    after_id = _after_id(data["cursor"]) if "cursor" in data else None
     rows, next_after = findings_api_page(filters, limit=data["limit"], after_id=after_id)
     headers = {}
     if next_after is not None:

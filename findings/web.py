@@ -20,6 +20,7 @@ from findings.selectors import (
     finding_with_history,
     open_findings_by_repository,
     recent_uploads,
+    scanner_data_of,
     staff_findings_page,
     stream_choices,
 )
@@ -98,7 +99,9 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "finding": finding,
             "events": events,
-            "raw": json.dumps(finding.scanner_data, indent=2, sort_keys=True, ensure_ascii=False),
+            "raw": json.dumps(
+                scanner_data_of(finding), indent=2, sort_keys=True, ensure_ascii=False
+            ),
             "can_triage": request.user.has_perm("findings.triage_finding"),
             "triage_form": TriageForm(),
         },

@@ -1,0 +1,814 @@
+"""SARIF 2.1.0 logs (SPEC "POST /api/v1/findings", SARIF): what most scanners write natively,
+uploaded as it is with `Content-Type: application/sarif+json`, the stream in query parameters.
+
+Each result of each run is a finding (results of kind `pass` or `notApplicable` are not
+problems and are left out). Field by field:
+- finding_id: our own `gerionFindingId/v1` partial fingerprint when present (a log we
+  exported, findings.sarif); else a digest of the rule id, the file and the result's
+  `fingerprints` (they identify a result) or its location-aware `partialFingerprints`
+  (GitHub's `primaryLocationLineHash`, unique only within a rule and file); else of the rule
+  id, file, start line and snippet (or message), plus any other non-empty partial
+  fingerprints (Gitleaks' commit fields, empty when it scans without git history). Prefixed
+  with the rule id, so that staff can search by rule.
+- title: the rule's `shortDescription`, else the message, the rule's `name`, its id.
+- severity: `properties.security-severity` of the result, else of its rule (GitHub's bands),
+  else the result's `level`, else the rule's `defaultConfiguration.level` (error HIGH,
+  warning MEDIUM, note LOW, none INFO), else SARIF's default (`warning`: MEDIUM).
+- file_path, line_number: the first location's artifact URI (percent-decoded, `%SRCROOT%/`
+  style prefixes and `./` dropped, `file://` URIs made relative to the run's
+  `originalUriBaseIds` or to `code_path` where they lie below one) and `region.startLine`.
+- description: the message when it says more than the title, else the rule's
+  `fullDescription` when that does.
+- cwe: rule and result tags naming a CWE (`CWE-79: ...`, `external/cwe/cwe-079`); cve: CVE
+  and GHSA ids in the rule id and in tags.
+- active: false for a result suppressed (`suppressions`, status accepted) or whose
+  `baselineState` is `absent`, which mitigates it in this build.
+- raw: `{"sarif": {"tool", "ruleId", "rule": <digest>, "result": <the result as sent>}}`.
+  The rule itself (its help text can be kilobytes, shared by thousands of results) is stored
+  once, by digest, in findings.models.ScannerRule (ParsedUpload.rules).
+
+Identity is strict (400 with JSON paths such as `runs[0].results[12].ruleId`): the stream's
+query parameters, the log's shape, a result's rule id, and the tool (its scan type).
+Description is tolerant: odd values are read leniently or left out, with a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+from msgspec import Raw, Struct
+
+from findings import normalize as n
+from findings.readers.envelope import (
+    _NUL_ESCAPE,
+    _NUL_ESCAPES,
+    _raise_if_not_json,
+    _replace_nul,
+)
+
+MEDIA_TYPE = "application/sarif+json"
+# Our identity in the logs we export (findings.sarif): read back as the finding_id itself.
+FINGERPRINT_KEY = "gerionFindingId/v1"
+EXPORT_TOOL_NAME = "Gerion"
+EXPORT_CATEGORY_PREFIX = "gerion/"
+STREAM_PARAMETERS = ("repository_name", "branch_name", "build_id", "commit_hash", "code_path")
+
+# A tool's driver name (lower case, letters and digits only) -> its scan type, first match
+# by prefix ("CodeQL command-line toolchain", "Semgrep OSS", "Snyk Open Source").
+TOOL_SCAN_TYPES = (
+    ("semgrep", "SAST"),
+    ("opengrep", "SAST"),
+    ("codeql", "SAST"),
+    ("bandit", "SAST"),
+    ("snykcode", "SAST"),  # Snyk Code is Snyk's SAST; its other products are SCA
+    ("trivy", "SCA"),
+    ("grype", "SCA"),
+    ("osvscanner", "SCA"),
+    ("snyk", "SCA"),
+    ("checkov", "IAC"),
+    ("kics", "IAC"),
+    ("tfsec", "IAC"),
+    ("terrascan", "IAC"),
+    ("gitleaks", "SECRETS"),
+    ("trufflehog", "SECRETS"),
+)
+LEVEL_SEVERITY = {"error": "HIGH", "warning": "MEDIUM", "note": "LOW", "none": "INFO"}
+# Results that report no problem (SARIF 3.27.9).
+NOT_PROBLEMS = frozenset({"pass", "notApplicable"})
+# Partial fingerprints that hash the result's own location (GitHub's), so that with the rule
+# and the file they identify it; others (Gitleaks' commit, author, date) do not.
+LOCATION_FINGERPRINTS = frozenset({"primaryLocationLineHash"})
+RULE_ID_IN_FINDING_ID = 100
+
+
+# --- the parts of a log that are read (everything else stays in the raw data) -----------------
+
+
+class _Text(Struct):
+    text: str | None = None
+
+
+class _ArtifactLocation(Struct, rename="camel"):
+    uri: str | None = None
+    uri_base_id: str | None = None
+    index: int | None = None
+
+
+class _Region(Struct, rename="camel"):
+    start_line: int | None = None
+    snippet: _Text | None = None
+
+
+class _PhysicalLocation(Struct, rename="camel"):
+    artifact_location: _ArtifactLocation | None = None
+    region: _Region | None = None
+
+
+class _Location(Struct, rename="camel"):
+    physical_location: _PhysicalLocation | None = None
+
+
+class _ComponentRef(Struct):
+    index: int | None = None
+
+
+class _RuleRef(Struct, rename="camel"):
+    id: str | None = None
+    index: int | None = None
+    tool_component: _ComponentRef | None = None
+
+
+class _Properties(Struct):
+    security_severity: Any = msgspec.field(default=None, name="security-severity")
+    tags: list[Any] | None = None
+
+
+class _Suppression(Struct):
+    status: str | None = None
+
+
+class _Result(Struct, rename="camel", gc=False):
+    rule_id: str | None = None
+    rule_index: int | None = None
+    rule: _RuleRef | None = None
+    kind: str | None = None
+    level: str | None = None
+    message: _Text | None = None
+    locations: list[_Location] | None = None
+    fingerprints: dict[str, str] | None = None
+    partial_fingerprints: dict[str, str] | None = None
+    properties: _Properties | None = None
+    suppressions: list[_Suppression] | None = None
+    baseline_state: str | None = None
+
+
+class _Configuration(Struct):
+    level: str | None = None
+
+
+class _Rule(Struct, rename="camel"):
+    id: str | None = None
+    name: str | None = None
+    short_description: _Text | None = None
+    full_description: _Text | None = None
+    default_configuration: _Configuration | None = None
+    properties: _Properties | None = None
+
+
+class _Component(Struct, rename="camel"):
+    name: Any = None
+    version: Any = None
+    semantic_version: Any = None
+    rules: list[Raw] | None = None
+
+
+class _Tool(Struct):
+    driver: _Component | None = None
+    extensions: list[_Component] | None = None
+
+
+class _Run(Struct, rename="camel"):
+    tool: _Tool | None = None
+    results: list[Raw] | None = None
+    artifacts: list[Raw] | None = None
+    original_uri_base_ids: dict[str, Any] | None = None
+    automation_details: Any = None
+
+
+class _Log(Struct):
+    version: Any = None
+    runs: list[_Run] | None = None
+
+
+class _Artifact(Struct):
+    location: _ArtifactLocation | None = None
+
+
+S = TypeVar("S", bound=Struct)
+
+_log_decoder = msgspec.json.Decoder(_Log)
+_result_decoder = msgspec.json.Decoder(_Result)
+_rule_decoder = msgspec.json.Decoder(_Rule)
+_artifact_decoder = msgspec.json.Decoder(_Artifact)
+_any_decoder = msgspec.json.Decoder()
+_encode = msgspec.json.encode
+_AT_PATH = re.compile(r" - at `\$(.*)`$")
+_CWE_TAG = re.compile(r"(?i)cwe[-_ ]?\d")
+_VULN_ID = re.compile(
+    r"(?i)\b(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})\b",
+)
+_URI_BASE_PREFIX = re.compile(r"^%[A-Za-z0-9_]+%[/\\]?")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+@dataclass(slots=True)
+class _RuleInfo:
+    rule_id: str | None
+    title: str | None
+    name: str | None
+    description: str | None
+    level: str | None
+    score: float | None
+    cwe: list[str]
+    cve: list[str]
+    digest: str | None
+
+
+@dataclass
+class _RunContext:
+    index: int
+    path: str
+    tool: bytes
+    components: list[list[Raw]]  # the driver's rules, then each extension's
+    by_id: dict[str, tuple[int, int]]
+    artifacts: list[Raw]
+    roots: list[str]
+    stored: dict[str, tuple[str, bytes]]  # ParsedUpload.rules: the rules results refer to
+    rules: dict[tuple[int, int], _RuleInfo | None] = field(default_factory=dict)
+    paths: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
+
+
+def read_sarif(body: bytes | bytearray, params: Mapping[str, str]) -> n.ParsedUpload:
+    """The upload: the stream (query parameters) and the log's runs checked now, its results
+    as `rows` is consumed. Raises UploadInvalid for a body that is not JSON."""
+    problems = n.Problems()
+    stream = _stream(params, problems)
+    try:
+        log = _log_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        _raise_if_not_json(body)
+        problems.error(*_shape_error(exc))
+        log = _Log()
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise n.UploadInvalid([], 0, f"The body is not valid JSON: {exc}") from None
+
+    if log.version is None:
+        problems.warn("version", 'is missing: read as "2.1.0"')
+    elif log.version != "2.1.0":
+        problems.error("version", 'must be "2.1.0": only SARIF 2.1.0 logs are read')
+    runs = log.runs
+    if runs is None:
+        if problems.error_total == 0:
+            problems.error("runs", "is required and must be a list (it may be empty)")
+        runs = []
+    tools = _tools(runs, stream["scan_type"], problems)
+    scan_type = stream["scan_type"] or _inferred_scan_type(runs, tools, problems)
+    received = sum(len(run.results or ()) for run in runs)
+    parsed = n.ParsedUpload(
+        envelope="sarif",
+        metadata={
+            **{k: v for k, v in params.items() if k in (*STREAM_PARAMETERS, "scan_type")},
+            "tools": [{"name": name, "version": version} for name, version in tools],
+        },
+        repository_name=stream["repository_name"],
+        branch_name=stream["branch_name"],
+        scan_type=scan_type,
+        build_id=stream["build_id"],
+        code_path=stream["code_path"],
+        commit_hash=stream["commit_hash"],
+        commit_author="",
+        cicd_platform="",
+        scan_duration=None,
+        received=received,
+        rows=iter(()),
+        problems=problems,
+    )
+    contexts = [
+        _run_context(i, run, tools, stream["code_path"], parsed.rules) for i, run in enumerate(runs)
+    ]
+    parsed.rows = _rows(parsed, runs, contexts)
+    return parsed
+
+
+def _stream(params: Mapping[str, str], problems: n.Problems) -> dict[str, Any]:
+    """The stream and build from the query parameters: repository and branch strictly."""
+    stream: dict[str, Any] = {"repository_name": "", "branch_name": "", "scan_type": None}
+    for key in ("repository_name", "branch_name"):
+        value = params.get(key)
+        try:
+            stream[key] = n.stream_name(value)
+        except ValueError as exc:
+            problems.error(key, "is required (a query parameter)" if value is None else str(exc))
+    if params.get("scan_type") is not None:
+        try:
+            stream["scan_type"] = n.normalize_scan_type(params["scan_type"])
+        except ValueError as exc:
+            problems.error("scan_type", str(exc))
+    stream["build_id"] = n.text(params.get("build_id"), 255, "build_id", problems) or None
+    stream["commit_hash"] = n.text(params.get("commit_hash"), 128, "commit_hash", problems)
+    stream["code_path"] = n.text(params.get("code_path"), n.PATH_MAX, "code_path", problems)
+    return stream
+
+
+def _shape_error(exc: msgspec.ValidationError) -> tuple[str, str]:
+    message = str(exc)
+    match = _AT_PATH.search(message)
+    path = match.group(1).lstrip(".") if match else ""
+    if not path:
+        return "$", 'must be a SARIF log: {"version": "2.1.0", "runs": [...]}'
+    return path, _AT_PATH.sub("", message).lower().replace("`", "")
+
+
+def _tools(runs: list[_Run], scan_type: str | None, problems: n.Problems) -> list[tuple[str, str]]:
+    """Each run's tool (name, version); a run without a tool or name is an error when the
+    scan type is to be inferred from it."""
+    tools = []
+    for index, run in enumerate(runs):
+        driver = run.tool.driver if run.tool is not None else None
+        name = driver.name if driver is not None else None
+        if not isinstance(name, str) or not name.strip():
+            if scan_type is None:
+                problems.error(
+                    f"runs[{index}].tool.driver.name",
+                    "is required (or give the scan_type query parameter)",
+                )
+            name = ""
+        version = driver.semantic_version or driver.version if driver is not None else None
+        tools.append((name.strip(), version if isinstance(version, str) else ""))
+    return tools
+
+
+def tool_scan_type(name: str) -> str | None:
+    """The scan type of a tool, by its driver name, when it is unambiguous."""
+    key = _NOT_ALNUM.sub("", name.lower())
+    for prefix, scan_type in TOOL_SCAN_TYPES:
+        if key.startswith(prefix):
+            return scan_type
+    return None
+
+
+def _inferred_scan_type(
+    runs: list[_Run], tools: list[tuple[str, str]], problems: n.Problems
+) -> str | None:
+    """The scan type of a log whose runs are all of one tool (our own exports say theirs in
+    automationDetails); else an error asking for the scan_type query parameter."""
+    names = {_NOT_ALNUM.sub("", name.lower()): name for name, _ in tools if name}
+    if not names or problems.error_total:
+        return None
+    if len(names) > 1:
+        problems.error(
+            "scan_type",
+            "is required: the log holds runs of several tools "
+            f"({', '.join(sorted(names.values()))})",
+        )
+        return None
+    (name,) = names.values()
+    if name == EXPORT_TOOL_NAME:
+        categories = {_export_scan_type(run.automation_details) for run in runs}
+        if len(categories) == 1 and None not in categories:
+            return categories.pop()
+        problems.error("scan_type", "is required: the runs of this log are of several scan types")
+        return None
+    scan_type = tool_scan_type(name)
+    if scan_type is None:
+        problems.error(
+            "scan_type",
+            f"is required: the scan type of {name!r} is not known (SAST, SCA, SECRETS or IAC)",
+        )
+    return scan_type
+
+
+def _export_scan_type(details: Any) -> str | None:
+    ident = details.get("id") if isinstance(details, dict) else None
+    if isinstance(ident, str) and ident.startswith(EXPORT_CATEGORY_PREFIX):
+        try:
+            return n.normalize_scan_type(ident[len(EXPORT_CATEGORY_PREFIX) :].strip("/"))
+        except ValueError:
+            return None
+    return None
+
+
+def _run_context(
+    index: int,
+    run: _Run,
+    tools: list[tuple[str, str]],
+    code_path: str,
+    stored: dict[str, tuple[str, bytes]],
+) -> _RunContext:
+    tool = run.tool or _Tool()
+    components = [
+        (component.rules or []) if component is not None else []
+        for component in (tool.driver, *(tool.extensions or ()))
+    ]
+    context = _RunContext(
+        index=index,
+        path=f"runs[{index}]",
+        tool=_encode({"name": tools[index][0], "version": tools[index][1]}),
+        components=components,
+        by_id={},
+        artifacts=run.artifacts or [],
+        roots=_roots(run.original_uri_base_ids, code_path),
+        stored=stored,
+    )
+    return context
+
+
+def _roots(base_ids: dict[str, Any] | None, code_path: str) -> list[str]:
+    """Absolute directories that file:// URIs are made relative to: the run's own base ids,
+    then the scan's code path."""
+    roots = []
+    for value in (base_ids or {}).values():
+        uri = value.get("uri") if isinstance(value, dict) else None
+        if isinstance(uri, str) and uri.startswith("file:"):
+            roots.append(unquote(urlsplit(uri).path))
+    if code_path.startswith("/"):
+        roots.append(code_path)
+    return [root if root.endswith("/") else root + "/" for root in roots if root.strip("/")]
+
+
+def _rows(parsed: n.ParsedUpload, runs: list[_Run], contexts: list[_RunContext]) -> Iterator[n.Row]:
+    """The Row of each result, in order (see ParsedUpload for repeated finding_ids)."""
+    problems = parsed.problems
+    for run, context in zip(runs, contexts, strict=True):
+        for index, raw in enumerate(run.results or ()):
+            path = f"{context.path}.results[{index}]"
+            result = _result(raw, path, problems)
+            if result is None:
+                continue
+            if result.kind in NOT_PROBLEMS:
+                parsed.received -= 1
+                continue
+            row = _row(parsed, context, raw, result, path)
+            if row is not None and problems.error_total == 0:
+                yield row
+
+
+def _result(raw: Raw, path: str, problems: n.Problems) -> _Result | None:
+    """A result decoded by its Struct; one it refuses is read leniently (warning), field by
+    field if need be (the fields it cannot read are left out, each with a warning)."""
+    try:
+        return _result_decoder.decode(raw)
+    except (msgspec.ValidationError, RecursionError):
+        pass
+    try:
+        loose = _any_decoder.decode(raw)
+    except (msgspec.ValidationError, RecursionError):
+        problems.error(path, "cannot be read (nested too deeply or a number out of range)")
+        return None
+    if not isinstance(loose, dict):
+        problems.error(path, "must be a result object")
+        return None
+    return _lenient(loose, _Result, path, problems)
+
+
+def _lenient(loose: dict[str, Any], kind: type[S], path: str, problems: n.Problems) -> S:
+    try:
+        value = msgspec.convert(loose, kind, strict=False)
+        problems.warn(path, "values of unexpected types were read leniently")
+        return value
+    except msgspec.ValidationError:
+        pass
+    kept: dict[str, Any] = {}
+    for key, item in loose.items():
+        try:
+            msgspec.convert({key: item}, kind, strict=False)
+        except msgspec.ValidationError as exc:
+            where, message = _shape_error(exc)
+            problems.warn(f"{path}.{where}", f"{message}: left out")
+            continue
+        kept[key] = item
+    return msgspec.convert(kept, kind, strict=False)
+
+
+def _row(
+    parsed: n.ParsedUpload, context: _RunContext, raw: Raw, result: _Result, path: str
+) -> n.Row | None:
+    problems = parsed.problems
+    rule = _rule_of(context, result, path, problems)
+    rule_id = result.rule_id or (result.rule.id if result.rule is not None else None)
+    if not rule_id and rule is not None:
+        rule_id = rule.rule_id
+    if not rule_id or "\x00" in rule_id:
+        problems.error(
+            f"{path}.ruleId",
+            "must not contain NUL characters"
+            if rule_id
+            else "is required (ruleId, rule.id, or a ruleIndex into the tool's rules)",
+        )
+        return None
+    file_path, line, snippet = _location(context, result, path, problems)
+    message = result.message.text if result.message is not None else None
+    title = _first_text(rule.title if rule else None, message, rule.name if rule else None, rule_id)
+    title = n.text(title, n.TITLE_MAX, f"{path}.message.text", problems)
+    description = ""
+    if message and message.strip() != title.strip():
+        description = message
+    elif rule is not None and rule.description and rule.description.strip() != title.strip():
+        description = rule.description
+    description = n.text(description, n.LONG_TEXT_MAX, f"{path}.message.text", problems)
+    severity = _severity(result, rule, path, problems)
+    cwe = list(rule.cwe) if rule else []
+    cve = list(rule.cve) if rule else []
+    if rule is None or rule.rule_id != rule_id:  # the rule's own id is read with the rule
+        for vuln in _vuln_ids(rule_id):
+            if vuln not in cve:
+                cve.append(vuln)
+    tags = result.properties.tags if result.properties is not None else None
+    if tags:
+        _tag_ids(tags, cwe, cve, f"{path}.properties.tags", problems)
+    finding_id = _finding_id(result, rule_id, file_path, line, snippet or message, path, problems)
+    if finding_id is None:
+        return None
+    suppressed = any(s.status in (None, "accepted") for s in result.suppressions or ())
+    digest = rule.digest if rule else None
+    result_bytes = bytes(raw)
+    if _NUL_ESCAPE in result_bytes:
+        result_bytes = _NUL_ESCAPES.sub(_replace_nul, result_bytes)
+        problems.warn(path, "NUL characters replaced with U+FFFD in the raw data")
+    stored = (
+        b'{"sarif":{"tool":'
+        + context.tool
+        + b',"ruleId":'
+        + _encode(rule_id)
+        + b',"rule":'
+        + (b'"' + digest.encode() + b'"' if digest else b"null")
+        + b',"result":'
+        + result_bytes
+        + b"}}"
+    )
+    return n.make_row(
+        finding_id=finding_id,
+        title=title,
+        severity=severity,
+        file_path=file_path,
+        line_number=line,
+        creation_date=None,
+        last_update_date=None,
+        description=description,
+        mitigation="",
+        security_scope="",
+        component_name="",
+        component_version="",
+        component_fix="",
+        cwe=cwe[: n.MAX_LIST_ENTRIES],
+        cve=cve[: n.MAX_LIST_ENTRIES],
+        raw=stored,
+        raw_elided=0,
+        extras=(Raw(result_bytes), digest),
+        seen_active=not suppressed and result.baseline_state != "absent",
+    )
+
+
+def _first_text(*values: str | None) -> str:
+    for value in values:
+        if value and value.strip():
+            return value
+    return ""
+
+
+def _severity(result: _Result, rule: _RuleInfo | None, path: str, problems: n.Problems) -> str:
+    if result.properties is not None and result.properties.security_severity is not None:
+        score = _score(
+            result.properties.security_severity,
+            f"{path}.properties.security-severity",
+            problems,
+        )
+        if score is not None:
+            return n.severity_from_score(score)
+    if rule is not None and rule.score is not None:
+        return n.severity_from_score(rule.score)
+    if result.level is not None:
+        mapped = LEVEL_SEVERITY.get(result.level)
+        if mapped is not None:
+            return mapped
+        problems.warn(f"{path}.level", f"unknown level {result.level!r}: ignored")
+    if rule is not None and rule.level is not None:
+        return rule.level
+    # SARIF 3.27.10: a result of kind "fail" (the default) without a level is a warning.
+    return "MEDIUM" if result.kind in (None, "fail") else "INFO"
+
+
+def _score(value: Any, path: str, problems: n.Problems) -> float | None:
+    """A security-severity: a CVSS-like score 0-10, as a string (GitHub's form) or a number."""
+    score: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        score = float(value)
+    elif isinstance(value, str):
+        try:
+            score = float(value)
+        except ValueError:
+            score = None
+    if score is not None and 0 <= score <= 10:
+        return score
+    problems.warn(path, f"{str(value)[:40]!r} is not a score from 0 to 10: ignored")
+    return None
+
+
+def _vuln_ids(text: str) -> list[str]:
+    return [
+        ident.upper() if ident[:3].upper() == "CVE" else "GHSA" + ident[4:]
+        for ident in _VULN_ID.findall(text)
+    ]
+
+
+def _tag_ids(
+    tags: list[Any], cwe: list[str], cve: list[str], path: str, problems: n.Problems
+) -> None:
+    """CWE and vulnerability ids among tags, added to `cwe` and `cve` once each."""
+    texts = [tag for tag in tags if isinstance(tag, str)]
+    for cwe_id in n.cwe([tag for tag in texts if _CWE_TAG.search(tag)], path, problems):
+        if cwe_id not in cwe:
+            cwe.append(cwe_id)
+    for tag in texts:
+        for vuln in _vuln_ids(tag):
+            if vuln not in cve:
+                cve.append(vuln)
+
+
+def _finding_id(
+    result: _Result,
+    rule_id: str,
+    file_path: str,
+    line: int | None,
+    text: str | None,
+    path: str,
+    problems: n.Problems,
+) -> str | None:
+    partial = result.partial_fingerprints or {}
+    ours = partial.get(FINGERPRINT_KEY)
+    if ours is not None:
+        try:
+            return n.finding_id(ours)
+        except ValueError as exc:
+            problems.error(f"{path}.partialFingerprints.{FINGERPRINT_KEY}", str(exc))
+            return None
+    parts: list[str] = [rule_id, file_path]
+    # Values that identify nothing: empty (Gitleaks without git history) or a sentence
+    # ("requires login": Semgrep without an account).
+    full = sorted(
+        (key, value)
+        for key, value in (result.fingerprints or {}).items()
+        if value and not any(c.isspace() for c in value)
+    )
+    partial_items = sorted((key, value) for key, value in partial.items() if value)
+    if full:
+        parts += [f"{key}={value}" for key, value in full]
+    elif any(key in LOCATION_FINGERPRINTS for key, _ in partial_items):
+        parts += [f"{key}={value}" for key, value in partial_items]
+    else:
+        parts += [str(line or ""), text or ""]
+        parts += [f"{key}={value}" for key, value in partial_items]
+    digest = blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    return f"{rule_id[:RULE_ID_IN_FINDING_ID]}:{digest}"
+
+
+def _location(
+    context: _RunContext, result: _Result, path: str, problems: n.Problems
+) -> tuple[str, int | None, str | None]:
+    """The first physical location: file path, start line and snippet text."""
+    for location in result.locations or ():
+        physical = location.physical_location
+        if physical is None:
+            continue
+        artifact = physical.artifact_location
+        file_path = ""
+        if artifact is not None:
+            key = (artifact.uri, artifact.index)
+            cached = context.paths.get(key)
+            if cached is None:
+                cached = _artifact_path(context, artifact, f"{path}.locations[0]", problems)
+                context.paths[key] = cached
+            file_path = cached
+        region = physical.region
+        line = None
+        snippet = None
+        if region is not None:
+            if region.start_line is not None:
+                line = n.line_number(
+                    region.start_line,
+                    f"{path}.locations[0].physicalLocation.region.startLine",
+                    problems,
+                )
+            if region.snippet is not None:
+                snippet = region.snippet.text
+        return file_path, line, snippet
+    return "", None, None
+
+
+def _artifact_path(
+    context: _RunContext, artifact: _ArtifactLocation, path: str, problems: n.Problems
+) -> str:
+    uri = artifact.uri
+    if uri is None and artifact.index is not None:
+        uri = _artifact_uri(context, artifact.index)
+    if not uri:
+        return ""
+    text = _URI_BASE_PREFIX.sub("", uri)
+    if text.startswith("file:"):
+        text = unquote(urlsplit(text).path)
+        for root in context.roots:
+            if text.startswith(root):
+                text = text[len(root) :]
+                break
+    else:
+        text = unquote(text)
+    while text.startswith("./"):
+        text = text[2:]
+    return n.text(text, n.PATH_MAX, f"{path}.physicalLocation.artifactLocation.uri", problems)
+
+
+def _artifact_uri(context: _RunContext, index: int) -> str | None:
+    if not 0 <= index < len(context.artifacts):
+        return None
+    try:
+        location = _artifact_decoder.decode(context.artifacts[index]).location
+    except (msgspec.ValidationError, RecursionError):
+        return None
+    return location.uri if location is not None else None
+
+
+def _rule_of(
+    context: _RunContext, result: _Result, path: str, problems: n.Problems
+) -> _RuleInfo | None:
+    """The result's rule: by index (in the driver or the extension its reference names),
+    else by id; None if the run does not describe it."""
+    ref = result.rule
+    component = 0
+    if ref is not None and ref.tool_component is not None and ref.tool_component.index is not None:
+        component = ref.tool_component.index + 1
+    index = result.rule_index if result.rule_index is not None else (ref.index if ref else None)
+    if index is None or not (
+        0 <= component < len(context.components) and 0 <= index < len(context.components[component])
+    ):
+        rule_id = result.rule_id or (ref.id if ref else None)
+        if not rule_id:
+            return None
+        if not context.by_id:
+            _index_rules(context)
+        found = context.by_id.get(rule_id)
+        if found is None:
+            return None
+        component, index = found
+    key = (component, index)
+    if key not in context.rules:
+        context.rules[key] = _rule_info(context, key, problems)
+    return context.rules[key]
+
+
+def _index_rules(context: _RunContext) -> None:
+    for component, rules in enumerate(context.components):
+        for index, raw in enumerate(rules):
+            try:
+                rule_id = _rule_decoder.decode(raw).id
+            except (msgspec.ValidationError, RecursionError):
+                continue
+            if rule_id and rule_id not in context.by_id:
+                context.by_id[rule_id] = (component, index)
+    context.by_id.setdefault("", (-1, -1))  # indexed (even when the run has no rules)
+
+
+def _rule_info(
+    context: _RunContext, key: tuple[int, int], problems: n.Problems
+) -> _RuleInfo | None:
+    component, index = key
+    raw = context.components[component][index]
+    where = "driver" if component == 0 else f"extensions[{component - 1}]"
+    path = f"{context.path}.tool.{where}.rules[{index}]"
+    try:
+        rule = _rule_decoder.decode(raw)
+    except (msgspec.ValidationError, RecursionError):
+        loose = _any_decoder.decode(raw)
+        if not isinstance(loose, dict):
+            problems.warn(path, "is not a rule object: ignored")
+            return None
+        rule = _lenient(loose, _Rule, path, problems)
+    properties = rule.properties or _Properties()
+    score = None
+    if properties.security_severity is not None:
+        score = _score(
+            properties.security_severity, f"{path}.properties.security-severity", problems
+        )
+    level = None
+    if rule.default_configuration is not None and rule.default_configuration.level is not None:
+        level = LEVEL_SEVERITY.get(rule.default_configuration.level)
+        if level is None:
+            problems.warn(
+                f"{path}.defaultConfiguration.level",
+                f"unknown level {rule.default_configuration.level!r}: ignored",
+            )
+    cwe: list[str] = []
+    cve = _vuln_ids(rule.id or "")
+    if properties.tags:
+        _tag_ids(properties.tags, cwe, cve, f"{path}.properties.tags", problems)
+    data = bytes(raw)
+    if _NUL_ESCAPE in data:
+        data = _NUL_ESCAPES.sub(_replace_nul, data)
+    digest = blake2b(data, digest_size=16).hexdigest()
+    context.stored[digest] = (rule.id or "", data)
+    return _RuleInfo(
+        rule_id=rule.id or None,
+        title=rule.short_description.text if rule.short_description else None,
+        name=rule.name,
+        description=rule.full_description.text if rule.full_description else None,
+        level=level,
+        score=score,
+        cwe=cwe,
+        cve=cve,
+        digest=digest,
+    )

@@ -1,0 +1,168 @@
+"""Findings as one SARIF 2.1.0 log (SPEC "GET /api/v1/findings", Accept: application/sarif+json),
+in the subset GitHub code scanning accepts, written as it is read (a large selection is
+streamed, never held whole).
+
+One run per scan type (tool "Gerion", `automationDetails.id` "gerion/<SCAN TYPE>/": GitHub
+takes one analysis per tool and category). Each finding is a result:
+- `ruleId`/`ruleIndex`: the scanner's rule for a finding uploaded as SARIF (its descriptor as
+  the scanner sent it, findings.models.ScannerRule); else a rule per distinct title
+  ("gerion/<digest of the title>"), tagged with its findings' CWEs and carrying the highest
+  of their severities as `security-severity`. Each rule is listed once per run.
+- `level` and `properties.security-severity` from the severity (9.5, 8.0, 5.5, 2.0 in
+  GitHub's bands; INFO is level "none" without a score), `properties.tags` the CWEs
+  (`external/cwe/cwe-79`, as CodeQL writes them) and vulnerability ids;
+- `message.text`: the description, else the title;
+- one location: the file path (a relative URI) and the start line, when known;
+- `partialFingerprints["gerionFindingId/v1"]`: the finding_id, so that GitHub's upload
+  recognises a finding from one export to the next, and an upload of the log back to us
+  (findings.readers.sarif) keeps every finding's identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from hashlib import blake2b
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from findings.models import SEVERITY_RANK
+from findings.readers.sarif import EXPORT_CATEGORY_PREFIX, EXPORT_TOOL_NAME, FINGERPRINT_KEY
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+LEVEL = {"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note", "INFO": "none"}
+# A score inside each of GitHub's bands (>= 9.0, >= 7.0, >= 4.0, > 0); 0.0 (INFO) is given to
+# results only, so that a result never takes its rule's score.
+SCORE = {"CRITICAL": "9.5", "HIGH": "8.0", "MEDIUM": "5.5", "LOW": "2.0", "INFO": "0.0"}
+# Fields of each row the log is written from (findings.selectors.findings_for_sarif).
+ROW_FIELDS = (
+    "finding_id",
+    "title",
+    "severity",
+    "scan_type",
+    "file_path",
+    "line_number",
+    "description",
+    "cwe",
+    "cve",
+    "sarif_rule",
+    "sarif_rule_id",
+)
+
+_encode = msgspec.json.encode
+
+
+class _Rules:
+    """The rules of one run, in order of first use, each once."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.stored: dict[str, str] = {}  # rule id -> digest of the scanner's descriptor
+        self.made: dict[str, dict[str, Any]] = {}  # rule id -> our descriptor
+
+    def of(self, row: dict[str, Any]) -> tuple[str, int]:
+        rule_id = row["sarif_rule_id"]
+        digest = row["sarif_rule"]
+        if not isinstance(rule_id, str) or not rule_id:
+            tags = _cwe_tags(row["cwe"])
+            key = "\x1f".join([row["title"], *tags]).encode()
+            rule_id = "gerion/" + blake2b(key, digest_size=8).hexdigest()
+            made = self.made.get(rule_id)
+            if made is None:
+                made = self.made[rule_id] = {"title": row["title"], "tags": tags, "rank": 99}
+            made["rank"] = min(made["rank"], SEVERITY_RANK[row["severity"]])
+        elif isinstance(digest, str) and rule_id not in self.stored:
+            self.stored[rule_id] = digest
+        if rule_id not in self.index:
+            self.index[rule_id] = len(self.index)
+        return rule_id, self.index[rule_id]
+
+    def descriptors(self, stored: dict[str, Any]) -> list[Any]:
+        """Every rule, in index order: the scanner's own descriptor where it is stored."""
+        out = []
+        for rule_id in self.index:
+            descriptor = stored.get(self.stored.get(rule_id, ""))
+            if isinstance(descriptor, dict) and descriptor.get("id") == rule_id:
+                out.append(descriptor)
+                continue
+            made = self.made.get(rule_id)
+            rule: dict[str, Any] = {"id": rule_id}  # a scanner's rule it did not describe
+            if made is not None:
+                rule["name"] = made["title"][:200]
+                rule["shortDescription"] = {"text": made["title"]}
+                severity = list(SEVERITY_RANK)[made["rank"]]
+                rule["defaultConfiguration"] = {"level": LEVEL[severity]}
+                properties: dict[str, Any] = {"tags": made["tags"]}
+                if severity != "INFO":
+                    properties["security-severity"] = SCORE[severity]
+                rule["properties"] = properties
+            out.append(rule)
+        return out
+
+
+def _cwe_tags(cwe: Any) -> list[str]:
+    return [
+        f"external/cwe/cwe-{item[4:]}"
+        for item in (cwe or ())
+        if isinstance(item, str) and item.startswith("CWE-")
+    ]
+
+
+def sarif_log(
+    rows: Iterable[dict[str, Any]], stored_rules: Callable[[list[str]], dict[str, Any]]
+) -> Iterator[bytes]:
+    """The log of `rows` (in scan type order), in pieces of JSON text. `stored_rules` gives
+    the scanner's descriptors by digest (read once per run, for the rules its results use)."""
+    yield b'{"$schema":' + _encode(SCHEMA_URI) + b',"version":"2.1.0","runs":['
+    scan_type: str | None = None
+    rules = _Rules()
+    batch: list[bytes] = []
+    for row in rows:
+        if row["scan_type"] != scan_type:
+            if scan_type is not None:
+                yield b"".join(batch) + _run_end(rules, stored_rules) + b","
+                batch = []
+                rules = _Rules()
+            scan_type = row["scan_type"]
+            category = _encode({"id": f"{EXPORT_CATEGORY_PREFIX}{scan_type}/"})
+            batch.append(b'{"automationDetails":' + category + b',"results":[')
+        else:
+            batch.append(b",")
+        batch.append(_encode(_result(row, rules)))
+        if len(batch) >= 1000:
+            yield b"".join(batch)
+            batch = []
+    if scan_type is not None:
+        yield b"".join(batch) + _run_end(rules, stored_rules)
+    yield b"]}"
+
+
+def _run_end(rules: _Rules, stored_rules: Callable[[list[str]], dict[str, Any]]) -> bytes:
+    stored = stored_rules(sorted(set(rules.stored.values()))) if rules.stored else {}
+    tool = {"driver": {"name": EXPORT_TOOL_NAME, "rules": rules.descriptors(stored)}}
+    return b'],"tool":' + _encode(tool) + b',"columnKind":"utf16CodeUnits"}'
+
+
+def _result(row: dict[str, Any], rules: _Rules) -> dict[str, Any]:
+    rule_id, rule_index = rules.of(row)
+    severity = row["severity"]
+    result: dict[str, Any] = {
+        "ruleId": rule_id,
+        "ruleIndex": rule_index,
+        "level": LEVEL[severity],
+        "message": {"text": row["description"] or row["title"]},
+    }
+    if row["file_path"]:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": quote(row["file_path"], safe="/")}}
+        line = row["line_number"]
+        if isinstance(line, int) and line >= 1:
+            physical["region"] = {"startLine": line}
+        result["locations"] = [{"physicalLocation": physical}]
+    result["partialFingerprints"] = {FINGERPRINT_KEY: row["finding_id"]}
+    properties: dict[str, Any] = {"security-severity": SCORE[severity]}
+    tags = _cwe_tags(row["cwe"]) + [item for item in row["cve"] or () if isinstance(item, str)]
+    if tags:
+        properties["tags"] = tags
+    result["properties"] = properties
+    return result

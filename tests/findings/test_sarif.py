@@ -1,0 +1,468 @@
+"""SARIF 2.1.0 in and out: real scanners' logs (tests/findings/fixtures/sarif, see SOURCES.md)
+uploaded as they are, with the stream in query parameters; and the same findings exported as
+one SARIF log that the SARIF 2.1.0 schema accepts and that uploads back as the same findings."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jsonschema
+import pytest
+from django.test import Client
+
+from findings.models import Finding, ScannerRule
+from findings.selectors import scanner_data_of
+from tests.findings.conftest import URL
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).parent / "fixtures" / "sarif"
+SARIF = "application/sarif+json"
+STREAM = {"repository_name": "acme/web-shop", "branch_name": "main"}
+
+
+def log(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.sarif").read_text())
+
+
+def upload(client: Client, token: str, body: Any, **params: Any):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    query = urlencode({**STREAM, **params})
+    return client.post(
+        f"{URL}?{query}", data=data, content_type=SARIF, HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+
+
+def export(client: Client, token: str, path: str = URL, **params: Any) -> dict[str, Any]:
+    response = client.get(path, params, HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_ACCEPT=SARIF)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == SARIF
+    return json.loads(b"".join(response.streaming_content))  # type: ignore[attr-defined]
+
+
+def stored(branch: str = "main") -> list[Finding]:
+    return list(Finding.objects.filter(branch_name=branch).order_by("finding_id"))
+
+
+SCHEMA = json.loads((FIXTURES / "sarif-schema-2.1.0-rtm.5.json").read_text())
+
+
+def assert_valid_sarif(document: dict[str, Any]) -> None:
+    jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(document)
+
+
+# (fixture, scan type inferred from its tool, severities, CWEs, vulnerability ids)
+SCANNERS: dict[str, tuple[str, dict[str, int], set[str], set[str]]] = {
+    "semgrep": ("SAST", {"MEDIUM": 4}, set(), set()),
+    "trivy": (
+        "SCA",
+        {"MEDIUM": 6, "LOW": 2},
+        set(),
+        {"CVE-2019-1549", "CVE-2019-1551", "CVE-2019-1563", "CVE-2019-1547"},
+    ),
+    "checkov": ("IAC", {"HIGH": 4}, set(), set()),
+    "gitleaks": ("SECRETS", {"MEDIUM": 1}, set(), set()),
+    "codeql": ("SAST", {"MEDIUM": 2}, set(), set()),
+}
+
+
+@pytest.mark.parametrize("name", list(SCANNERS))
+def test_each_scanners_log_is_stored_one_finding_per_result(client, writer, name):
+    scan_type, severities, cwes, cves = SCANNERS[name]
+    results = log(name)["runs"][0]["results"]
+    response = upload(client, writer, (FIXTURES / f"{name}.sarif").read_bytes(), build_id="1")
+    assert response.status_code == 201, response.content
+    assert response.json()["created"] == len(results)
+    assert response.json()["warnings"] == []
+    findings = stored()
+    assert len(findings) == len(results)
+    assert {f.scan_type for f in findings} == {scan_type}
+    assert Counter(f.severity for f in findings) == severities
+    assert {c for f in findings for c in f.cwe} == cwes
+    assert {c for f in findings for c in f.cve} == cves
+    assert all(f.title and f.file_path and f.line_number for f in findings)
+
+
+@pytest.mark.parametrize("name", list(SCANNERS))
+def test_uploading_a_scanners_log_again_stores_nothing_twice(client, writer, name):
+    body = (FIXTURES / f"{name}.sarif").read_bytes()
+    first = upload(client, writer, body, build_id="1").json()
+    again = upload(client, writer, body, build_id="2")
+    assert again.status_code == 201, again.content
+    assert (again.json()["created"], again.json()["updated"]) == (0, first["created"])
+    assert Finding.objects.count() == first["created"]
+
+
+@pytest.mark.parametrize("name", list(SCANNERS))
+def test_a_result_absent_from_the_next_build_is_mitigated_in_it(client, writer, name):
+    body = log(name)
+    upload(client, writer, body, build_id="1")
+    gone = stored()
+    next_build = copy.deepcopy(body)
+    del next_build["runs"][0]["results"][0]
+    response = upload(client, writer, next_build, build_id="2")
+    assert response.status_code == 201, response.content
+    assert response.json()["mitigated"] == 1
+    now = {f.finding_id: f for f in stored()}
+    mitigated = [f for f in now.values() if not f.active]
+    assert len(mitigated) == 1
+    assert mitigated[0].mitigated_on_build_id == "2"
+    assert {f.finding_id for f in gone} == set(now)
+
+
+@pytest.mark.parametrize("missing", ["repository_name", "branch_name"])
+@pytest.mark.parametrize("name", list(SCANNERS))
+def test_a_missing_stream_parameter_is_a_400_naming_it(client, writer, name, missing):
+    query = urlencode({k: v for k, v in STREAM.items() if k != missing})
+    response = client.post(
+        f"{URL}?{query}",
+        data=(FIXTURES / f"{name}.sarif").read_bytes(),
+        content_type=SARIF,
+        HTTP_AUTHORIZATION=f"Bearer {writer}",
+    )
+    assert response.status_code == 400
+    assert {"path": missing, "message": "is required (a query parameter)"} in response.json()[
+        "errors"
+    ]
+    assert Finding.objects.count() == 0
+
+
+def test_one_rule_in_four_files_is_four_findings(client, writer):
+    upload(client, writer, log("checkov"))
+    files = {f.file_path for f in stored()}
+    assert files == {
+        "frontend/docker/Dockerfile",
+        "backend/docker/cloud/redis/Dockerfile",
+        "backend/docker/cloud/django/Dockerfile",
+        "backend/docker/local/django/Dockerfile",
+    }
+
+
+def test_results_of_a_rule_with_cwe_tags_carry_the_cwe(client, writer):
+    # The Semgrep log, its results pointed at one of its own security rules (tagged
+    # "CWE-79: Improper Neutralization ...").
+    body = log("semgrep")
+    for result in body["runs"][0]["results"]:
+        result["ruleId"] = (
+            "typescript.react.security.audit.react-dangerouslysetinnerhtml."
+            "react-dangerouslysetinnerhtml"
+        )
+    upload(client, writer, body)
+    assert {tuple(f.cwe) for f in stored()} == {("CWE-79",)}
+
+
+def test_codeql_rules_in_extensions_give_cwe_and_security_severity(client, writer):
+    # CodeQL 2.x lists a query pack's rules under tool.extensions; results name them with
+    # rule.toolComponent.index. Tags in CodeQL's form, security-severity as GitHub reads it.
+    body = log("codeql")
+    run = body["runs"][0]
+    run["tool"]["extensions"] = [
+        {
+            "name": "codeql/javascript-queries",
+            "rules": [
+                {
+                    "id": "js/unused-local-variable",
+                    "shortDescription": {"text": "Unused variable, import, function or class"},
+                    "defaultConfiguration": {"level": "note"},
+                    "properties": {"tags": ["security", "external/cwe/cwe-563"]},
+                },
+                {
+                    "id": "js/xss",
+                    "shortDescription": {"text": "Client-side cross-site scripting"},
+                    "properties": {
+                        "security-severity": "6.1",
+                        "tags": ["security", "external/cwe/cwe-079", "external/cwe/cwe-116"],
+                    },
+                },
+            ],
+        }
+    ]
+    first, second = run["results"]
+    del first["ruleIndex"], second["ruleIndex"]
+    first["rule"] = {"id": "js/unused-local-variable", "index": 0, "toolComponent": {"index": 0}}
+    second["ruleId"] = "js/xss"
+    second["rule"] = {"id": "js/xss", "index": 1, "toolComponent": {"index": 0}}
+    upload(client, writer, body)
+    by_rule = {f.finding_id.split(":")[0]: f for f in stored()}
+    assert by_rule["js/unused-local-variable"].severity == "LOW"
+    assert by_rule["js/unused-local-variable"].title == "Unused variable, import, function or class"
+    assert by_rule["js/xss"].severity == "MEDIUM"
+    assert by_rule["js/xss"].cwe == ["CWE-79", "CWE-116"]
+
+
+def test_equal_partial_fingerprints_in_two_files_stay_two_findings(client, writer):
+    # CodeQL's primaryLocationLineHash hashes the line's text: the same line in two files
+    # (bad/ and good/ copies of a module) has the same hash.
+    body = log("codeql")
+    for result in body["runs"][0]["results"]:
+        result["partialFingerprints"] = {
+            "primaryLocationLineHash": "b0c28a6e08dc0c46:1",
+            "primaryLocationStartColumnFingerprint": "0",
+        }
+    response = upload(client, writer, body)
+    assert response.json()["created"] == 2
+    moved = copy.deepcopy(body)
+    for result in moved["runs"][0]["results"]:
+        result["locations"][0]["physicalLocation"]["region"]["startLine"] += 10
+    again = upload(client, writer, moved, build_id="2").json()
+    assert (again["created"], again["mitigated"]) == (0, 0)  # a shifted line is the same finding
+
+
+def test_gitleaks_without_git_history_keeps_secrets_of_one_rule_apart(client, writer):
+    # `gitleaks detect --no-git` leaves the commit fields of its partial fingerprints empty.
+    body = log("gitleaks")
+    result = body["runs"][0]["results"][0]
+    result["partialFingerprints"] = dict.fromkeys(result["partialFingerprints"], "")
+    second = copy.deepcopy(result)
+    second["locations"][0]["physicalLocation"]["region"]["startLine"] = 7
+    second["locations"][0]["physicalLocation"]["region"]["snippet"]["text"] = "another secret"
+    body["runs"][0]["results"].append(second)
+    assert upload(client, writer, body).json()["created"] == 2
+    assert upload(client, writer, body, build_id="2").json()["created"] == 0
+
+
+def test_semgrep_placeholder_fingerprints_do_not_merge_findings(client, writer):
+    # Semgrep without an account writes "requires login" as every result's fingerprint.
+    body = log("semgrep")
+    for result in body["runs"][0]["results"]:
+        result["fingerprints"] = {"matchBasedId/v1": "requires login"}
+    assert upload(client, writer, body).json()["created"] == 4
+
+
+def test_several_runs_of_one_tool_are_one_upload(client, writer):
+    body = log("checkov")
+    body["runs"].append(copy.deepcopy(body["runs"][0]))
+    body["runs"][1]["results"] = body["runs"][1]["results"][:1]
+    for result in body["runs"][1]["results"]:
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] = "ops/Dockerfile"
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["created"] == 5
+
+
+def test_runs_of_different_tools_need_a_scan_type(client, writer):
+    body = log("semgrep")
+    body["runs"] += log("codeql")["runs"]
+    refused = upload(client, writer, body)
+    assert refused.status_code == 400
+    (error,) = refused.json()["errors"]
+    assert error["path"] == "scan_type"
+    assert "several tools" in error["message"]
+    accepted = upload(client, writer, body, scan_type="SAST")
+    assert accepted.status_code == 201, accepted.content
+    assert accepted.json()["created"] == 6
+
+
+def test_a_tool_whose_scan_type_is_unknown_needs_a_scan_type(client, writer):
+    body = log("checkov")
+    body["runs"][0]["tool"]["driver"]["name"] = "ShellCheck"
+    refused = upload(client, writer, body)
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["path"] == "scan_type"
+    assert upload(client, writer, body, scan_type="sast").status_code == 201
+
+
+def test_a_trivy_configuration_scan_goes_where_the_scan_type_says(client, writer):
+    response = upload(client, writer, log("trivy-config"), scan_type="IAC")
+    assert response.status_code == 201, response.content
+    (finding,) = stored()
+    assert (finding.scan_type, finding.severity) == ("IAC", "MEDIUM")  # security-severity 5.5
+    assert finding.file_path == "modules/azure-cosmosdb/main.tf"
+    assert finding.line_number == 164
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (lambda r: (r.pop("ruleId"), r.pop("ruleIndex")), "runs[0].results[1].ruleId"),
+        (lambda r: (r.update(ruleId=""), r.pop("ruleIndex")), "runs[0].results[1].ruleId"),
+        (
+            lambda r: r.update(partialFingerprints={"gerionFindingId/v1": " "}),
+            "runs[0].results[1].partialFingerprints.gerionFindingId/v1",
+        ),
+    ],
+    ids=["no-rule-id", "empty-rule-id", "blank-own-finding-id"],
+)
+def test_a_result_without_an_identity_refuses_the_upload(client, writer, change, path):
+    body = log("checkov")
+    change(body["runs"][0]["results"][1])
+    response = upload(client, writer, body)
+    assert response.status_code == 400
+    assert [e["path"] for e in response.json()["errors"]] == [path]
+    assert Finding.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"version": "2.1.0", "runs": {}}, "runs"),
+        ({"version": "2.1.0"}, "runs"),
+        ({"version": "2.0.0", "runs": []}, "version"),
+        ([], "$"),
+        ({"version": "2.1.0", "runs": [{"tool": {"driver": {}}, "results": []}]}, None),
+    ],
+    ids=["runs-not-a-list", "no-runs", "sarif-2.0", "not-an-object", "no-tool-name"],
+)
+def test_a_body_that_is_not_a_sarif_log_is_a_400(client, writer, body, path):
+    response = upload(client, writer, body)
+    assert response.status_code == 400
+    paths = [e["path"] for e in response.json()["errors"]]
+    assert paths == [path] if path else paths == ["runs[0].tool.driver.name"]
+
+
+def test_odd_descriptive_values_are_warnings_not_refusals(client, writer):
+    body = log("checkov")
+    results = body["runs"][0]["results"]
+    results[0]["level"] = "critical"
+    results[1]["locations"][0]["physicalLocation"]["region"]["startLine"] = "12"
+    results[2]["properties"] = {"security-severity": "high"}
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    paths = {w["path"] for w in response.json()["warnings"]}
+    assert paths == {
+        "runs[0].results[0].level",
+        "runs[0].results[1]",
+        "runs[0].results[2].properties.security-severity",
+    }
+    lines = {f.file_path: f.line_number for f in stored()}
+    assert lines["backend/docker/cloud/redis/Dockerfile"] == 12
+
+
+def test_file_uris_are_made_relative_to_the_runs_base_or_the_code_path(client, writer):
+    body = log("trivy-config")
+    location = body["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    location["artifactLocation"] = {"uri": "file:///home/example/modules/main%20kv.tf"}
+    upload(client, writer, body, scan_type="IAC")
+    location["artifactLocation"] = {"uri": "file:///builds/acme/web-shop/infra/kv.tf"}
+    upload(client, writer, body, scan_type="IAC", code_path="/builds/acme/web-shop")
+    location["artifactLocation"] = {"uri": "%SRCROOT%/./infra/db.tf"}
+    upload(client, writer, body, scan_type="IAC")
+    paths = Finding.objects.order_by("id").values_list("file_path", flat=True)
+    assert list(paths) == ["modules/main kv.tf", "infra/kv.tf", "infra/db.tf"]
+
+
+def test_a_rule_is_stored_once_however_many_findings_it_describes(client, writer):
+    body = log("trivy")
+    upload(client, writer, body)
+    upload(client, writer, body, branch_name="release")
+    assert Finding.objects.count() == 16
+    assert ScannerRule.objects.count() == 4  # the four CVEs, not one per finding
+    finding = Finding.objects.filter(finding_id__startswith="CVE-2019-1547").first()
+    assert "Fixed in OpenSSL" not in json.dumps(finding.raw)  # the help text is not repeated
+    data = scanner_data_of(finding)["sarif"]
+    assert data["tool"] == {"name": "Trivy", "version": "dev"}
+    assert data["rule"]["help"]["text"].startswith("Vulnerability CVE-2019-1547")
+    assert data["result"]["message"]["text"].startswith("Package: lib")
+
+
+def test_results_that_report_no_problem_are_not_findings(client, writer):
+    body = log("checkov")
+    body["runs"][0]["results"][0]["kind"] = "pass"
+    response = upload(client, writer, body)
+    assert (response.json()["received"], response.json()["created"]) == (3, 3)
+
+
+def test_a_suppressed_result_is_stored_mitigated(client, writer):
+    body = log("checkov")
+    body["runs"][0]["results"][0]["suppressions"] = [{"kind": "inSource"}]
+    upload(client, writer, body)
+    assert Counter(f.active for f in stored()) == {True: 3, False: 1}
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def upload_all(client: Client, token: str, branch: str = "main") -> None:
+    for name in ("semgrep", "trivy", "checkov", "gitleaks"):
+        response = upload(client, token, log(name), branch_name=branch, build_id="7")
+        assert response.status_code == 201, response.content
+
+
+def test_the_export_is_one_sarif_log_with_one_run_per_scan_type(client, writer):
+    upload_all(client, writer)
+    document = export(client, writer)
+    assert_valid_sarif(document)
+    runs = {run["automationDetails"]["id"]: run for run in document["runs"]}
+    assert set(runs) == {"gerion/IAC/", "gerion/SAST/", "gerion/SCA/", "gerion/SECRETS/"}
+    assert sum(len(run["results"]) for run in runs.values()) == Finding.objects.count()
+    checkov = runs["gerion/IAC/"]
+    assert [rule["id"] for rule in checkov["tool"]["driver"]["rules"]] == ["CKV_DOCKER_2"]
+    assert {r["ruleIndex"] for r in checkov["results"]} == {0}
+    # The scanner's own rule, as it sent it (help text, link).
+    assert checkov["tool"]["driver"]["rules"][0]["helpUri"].startswith("https://docs.bridgecrew")
+    results = [result for run in runs.values() for result in run["results"]]
+    ids = {result["partialFingerprints"]["gerionFindingId/v1"] for result in results}
+    assert ids == set(Finding.objects.values_list("finding_id", flat=True))
+
+
+def test_the_export_uses_the_same_filters_as_the_list(client, writer):
+    upload_all(client, writer)
+    document = export(client, writer, scan_type="sca", severity="LOW")
+    assert_valid_sarif(document)
+    (run,) = document["runs"]
+    assert [r["level"] for r in run["results"]] == ["note", "note"]
+    reporting = export(client, writer, "/api/v1/reporting/findings", severity="HIGH")
+    assert_valid_sarif(reporting)
+    assert {run["automationDetails"]["id"] for run in reporting["runs"]} == {"gerion/IAC/"}
+
+
+def test_an_empty_selection_is_a_valid_log_without_runs(client, writer):
+    document = export(client, writer)
+    assert document["runs"] == []
+    assert_valid_sarif(document)
+
+
+def test_findings_uploaded_as_json_export_with_a_rule_per_title(client, writer):
+    from tests.findings.conftest import documented_body, post, sast
+
+    findings = sast(3)
+    findings[0]["cwe"] = ["CWE-89"]
+    findings[1]["title"] = findings[0]["title"]
+    findings[2].update(severity="INFO", line_number=0)
+    post(client, writer, documented_body(findings, repository="acme/web-shop"))
+    document = export(client, writer)
+    assert_valid_sarif(document)
+    (run,) = document["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert len(rules) == 3  # the same title with other CWEs is another rule
+    assert [r["level"] for r in run["results"]] == ["error", "error", "none"]
+    assert "region" not in run["results"][2]["locations"][0]["physicalLocation"]
+
+
+def export_upload_round_trip(client: Client, writer: str, scan_type: str) -> None:
+    document = export(client, writer, scan_type=scan_type)
+    response = upload(client, writer, document, branch_name="copy", build_id="8")
+    assert response.status_code == 201, response.content
+    assert response.json()["warnings"] == []
+
+
+FIELDS = ("finding_id", "title", "severity", "scan_type", "file_path", "line_number", "cwe", "cve")
+
+
+@pytest.mark.parametrize("scan_type", ["SAST", "SCA", "IAC", "SECRETS"])
+def test_an_export_uploaded_to_another_branch_gives_the_same_findings(client, writer, scan_type):
+    upload_all(client, writer)
+    from tests.findings.conftest import documented_body, post, sast
+
+    post(client, writer, documented_body(sast(2, cwe=["CWE-79"]), repository="acme/web-shop"))
+    export_upload_round_trip(client, writer, scan_type)
+
+    def fields(branch: str) -> list[tuple[Any, ...]]:
+        rows = Finding.objects.filter(branch_name=branch, scan_type=scan_type)
+        return sorted(rows.values_list(*FIELDS))
+
+    assert fields("copy") == fields("main")
+    assert fields("copy")
+
+
+def test_an_export_of_several_scan_types_uploads_only_with_a_scan_type(client, writer):
+    upload_all(client, writer)
+    document = export(client, writer)
+    refused = upload(client, writer, document, branch_name="copy")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["path"] == "scan_type"
