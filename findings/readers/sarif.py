@@ -232,6 +232,9 @@ class _RunContext:
     stored: dict[str, tuple[str, bytes]]  # ParsedUpload.rules: the rules results refer to
     rules: dict[tuple[int, int], _RuleInfo | None] = field(default_factory=dict)
     paths: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
+    # Tag lists repeat across rules (Trivy: a rule per CVE, a handful of tag sets): each
+    # distinct one is read once (unless it needed a warning, which each rule must get).
+    tags: dict[tuple[Any, ...], tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 def read_sarif(body: bytes | bytearray, params: Mapping[str, str]) -> n.ParsedUpload:
@@ -795,7 +798,18 @@ def _rule_info(
     cwe: list[str] = []
     cve = _vuln_ids(rule.id or "")
     if properties.tags:
-        _tag_ids(properties.tags, cwe, cve, f"{path}.properties.tags", problems)
+        key = tuple(properties.tags)
+        known = context.tags.get(key)
+        if known is None:
+            warned = problems.warning_total
+            known = ([], [])
+            _tag_ids(properties.tags, *known, f"{path}.properties.tags", problems)
+            if problems.warning_total == warned:
+                context.tags[key] = known
+        cwe = list(known[0])
+        for vuln in known[1]:
+            if vuln not in cve:
+                cve.append(vuln)
     data = bytes(raw)
     if _NUL_ESCAPE in data:
         data = _NUL_ESCAPES.sub(_replace_nul, data)
