@@ -197,7 +197,9 @@ X_FRAME_OPTIONS = "DENY"
 # --- Request size ------------------------------------------------------------------------------
 # A finding upload of ~150,000 findings is ~67 MB of JSON; a larger declared Content-Length gets
 # a 413 before the body is read (and a body without Content-Length, a 411).
-GERION_MAX_BODY_BYTES = env_int("GERION_MAX_BODY_BYTES", 96 * 1024 * 1024)
+# 100,000 findings as the official CLI sends them take ~130 MB (an SCA finding with its
+# vuln_details, ~1.3 kB), the same as a SARIF log ~175 MB: the default leaves room for both.
+GERION_MAX_BODY_BYTES = env_int("GERION_MAX_BODY_BYTES", 256 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GERION_MAX_BODY_BYTES
 # Every other request body (sign-in and admin forms, authentication): small, whoever asks.
 GERION_MAX_SMALL_BODY_BYTES = env_int("GERION_MAX_SMALL_BODY_BYTES", 64 * 1024)

@@ -146,9 +146,9 @@ def test_every_legitimate_request_fits_through_nginx(app, proxy):
     )
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/problem+json"
-    # An upload of 96 MiB, the application's limit, reaches the application (no token here:
+    # An upload of 256 MiB, the application's limit, reaches the application (no token here:
     # its 401, not nginx's 413).
-    body = b'{"findings": [' + b" " * (96 * 1024 * 1024 - 16) + b"]}"
+    body = b'{"findings": [' + b" " * (256 * 1024 * 1024 - 16) + b"]}"
     response = requests.post(
         proxy.url + "/api/v1/findings",
         data=body,
@@ -175,10 +175,10 @@ def test_every_legitimate_request_fits_through_nginx(app, proxy):
     [
         ("/accounts/login/", 64 * 1024 + 1),
         ("/accounts/login/", 2 * 1024 * 1024),
-        ("/api/v1/findings", 96 * 1024 * 1024 + 1),
-        ("/api/v1/findings", 101 * 1024 * 1024),
+        ("/api/v1/findings", 256 * 1024 * 1024 + 1),
+        ("/api/v1/findings", 300 * 1024 * 1024),
     ],
-    ids=["form-over-64k", "form-over-1m", "upload-over-96m", "upload-over-100m"],
+    ids=["form-over-64k", "form-over-1m", "upload-over-256m", "upload-over-300m"],
 )
 def test_bodies_over_the_limits_are_413_problems_from_nginx(proxy, path, size):
     """nginx's limits are the application's: it refuses, in the application's shape, before
