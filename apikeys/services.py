@@ -227,7 +227,37 @@ def api_key_update(
                 raise RevocationIsFinal()
             raise KeyIsRetiring()
         _audit_key(AuditEvent.Action.KEY_UPDATED, api_key, changed_by, actor_name, changes)
+        _predecessors_follow(api_key, changed_by, actor_name, changes)
     return api_key
+
+
+def _predecessors_follow(
+    api_key: ApiKey, changed_by: User | None, actor_name: str, changes: dict[str, Any]
+) -> None:
+    """Keys this one was rolled from, still in their grace period, stand in for it: what it
+    may do and touch, and its expiry, apply to them as well (a key narrowed after a roll is
+    narrowed for the pipeline still on the old key, and its outstanding tokens, at once)."""
+    followed = {
+        field: getattr(api_key, field)
+        for field in ("permissions", "repository_patterns", "expires_at")
+        if field in changes
+    }
+    if not followed:
+        return
+    now = timezone.now()
+    predecessor_id = api_key.rolled_from_id
+    seen: set[int] = set()
+    while predecessor_id is not None and predecessor_id not in seen:
+        seen.add(predecessor_id)
+        predecessor = ApiKey.objects.filter(
+            pk=predecessor_id, revoked_at__isnull=True, retires_at__gt=now
+        ).first()
+        if predecessor is None:
+            return
+        ApiKey.objects.filter(pk=predecessor.pk).update(**followed)
+        detail = {**changes, "followed_successor": api_key.api_key_id}
+        _audit_key(AuditEvent.Action.KEY_UPDATED, predecessor, changed_by, actor_name, detail)
+        predecessor_id = predecessor.rolled_from_id
 
 
 MAX_GRACE = timedelta(days=30)

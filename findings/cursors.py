@@ -15,7 +15,7 @@ def decode_cursor(text: str, *, length: int) -> list[int] | None:
     """The values, if `text` is a cursor of `length` integers this service made; else None."""
     try:
         values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return None
     if (
         isinstance(values, list)

@@ -8,6 +8,8 @@ models describe the tables and serve the reads.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -28,10 +30,25 @@ class RawJSONField(models.JSONField):
         return super().db_type(connection)
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        # psycopg decodes `json` itself (Django only registers a text loader for jsonb).
-        if value is not None and not isinstance(value, str):
+        # Text (findings.apps registers the loader), read so that any JSON that was stored
+        # can be read: numbers Python will not hold as numbers (1e400, 5,000 digits) stay text.
+        if value is None or not isinstance(value, str):
             return value
-        return super().from_db_value(value, expression, connection)
+        return loads_lenient(value)
+
+
+def loads_lenient(text: str | bytes) -> Any:
+    """JSON as Python values, numbers Python will not hold as numbers kept as their text."""
+    return json.loads(text, parse_int=_int_or_text, parse_float=_float_or_text)
+
+
+def _int_or_text(text: str) -> int | str:
+    return int(text) if len(text) <= 4000 else text  # Python's own limit is 4,300 digits
+
+
+def _float_or_text(text: str) -> float | str:
+    number = float(text)
+    return number if math.isfinite(number) else text
 
 
 # Fields of a scanner's finding that a column may hold exactly as it was sent. The raw data

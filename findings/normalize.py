@@ -244,7 +244,10 @@ def severity(value: Any, path: str, problems: Problems) -> str:
         except ValueError:
             score = None
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        score = float(value)
+        try:
+            score = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            score = None
     else:
         score = None
     if score is not None and 0 <= score <= 10:
@@ -341,10 +344,13 @@ def in_range(moment: datetime) -> bool:
     """Within the readable years, also once moved to UTC (an offset may cross a year)."""
     if MIN_YEAR < moment.year < MAX_YEAR:
         return True
-    try:
-        in_utc = moment.astimezone(UTC)
-    except OverflowError:
-        return False
+    if moment.tzinfo is None:  # naive is UTC here
+        in_utc = moment
+    else:
+        try:
+            in_utc = moment.astimezone(UTC)
+        except OverflowError:
+            return False
     return MIN_YEAR <= moment.year <= MAX_YEAR and MIN_YEAR <= in_utc.year <= MAX_YEAR
 
 

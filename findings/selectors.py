@@ -187,7 +187,9 @@ def findings_filtered(filters: FindingFilters) -> QuerySet[Finding]:
     if filters.min_severity is not None:
         queryset = queryset.filter(severity_rank__lte=SEVERITY_RANK[filters.min_severity])
     if filters.active_only:
-        queryset = queryset.filter(active=True)
+        # "Active" as the status says it: still reported and not triaged away (the CLI's
+        # `report` hides false positives and accepted risks in its active-only default).
+        queryset = queryset.filter(status_q(Status.ACTIVE))
     if filters.status is not None:
         queryset = queryset.filter(status_q(filters.status))
     return queryset

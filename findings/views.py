@@ -135,7 +135,11 @@ class FindingQuery(serializers.Serializer[dict[str, Any]]):
     min_severity = serializers.CharField(
         required=False, help_text=f"This severity and above: one of {', '.join(SEVERITY_ORDER)}"
     )
-    active_only = serializers.BooleanField(required=False, default=False)
+    active_only = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Only findings whose status is Active (still reported, not triaged)",
+    )
     limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=MAX_LIMIT)
     cursor = serializers.CharField(required=False, help_text="From the Link header's next URL")
 

@@ -21,7 +21,7 @@ import msgspec
 from msgspec import Meta, Raw, Struct
 
 from findings import normalize as n
-from findings.models import ELIDED_BIT, SEVERITY_RANK
+from findings.models import ELIDED_BIT, SEVERITY_RANK, loads_lenient
 
 NULL = Raw(b"null")
 # Depth the metadata may nest to: it is stored through the ORM (Python's json), whose
@@ -152,14 +152,16 @@ class _Extras(Struct, omit_defaults=True, gc=False):
     vuln_details: Any = None
 
 
+# The metadata stays bytes until read on its own: a value Python cannot hold as sent (1e400)
+# is then read leniently, not taken for a wrong shape of the whole body.
 class _CliData(Struct):
-    scan_metadata: Any = None
-    metadata: Any = None
+    scan_metadata: Raw = None  # type: ignore[assignment]
+    metadata: Raw = None  # type: ignore[assignment]
     findings: list[Raw] | None = None
 
 
 class _Envelope(Struct):
-    metadata: Any = None
+    metadata: Raw = None  # type: ignore[assignment]
     findings: list[Raw] | None = None
     findings_data: _CliData | None = None
 
@@ -183,15 +185,8 @@ _NUL_ESCAPE = b"\\u0000"
 def read_envelope(body: bytes | bytearray) -> n.ParsedUpload:
     """The upload: its stream checked now, its findings as `rows` is consumed. Raises
     UploadInvalid for a body that is not JSON or not an envelope."""
-    try:
-        envelope = _envelope_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        _raise_if_not_json(body)  # a wrong shape is reported only for JSON
-        raise n.UploadInvalid(*_shape_error(exc)) from None
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise n.UploadInvalid([], 0, f"The body is not valid JSON: {exc}") from None
-
     problems = n.Problems()
+    envelope, body, repaired = _decode_envelope(body, problems)
     if envelope.findings_data is not None:
         data = envelope.findings_data
         if data.scan_metadata is not None or data.metadata is None:
@@ -209,7 +204,9 @@ def read_envelope(body: bytes | bytearray) -> n.ParsedUpload:
     if findings is None:
         problems.error(findings_path, "is required and must be a list (it may be empty)")
         findings = []
-    stream = _metadata(meta, meta_path, problems)
+    meta = _metadata_value(meta, meta_path, problems)
+    stream = _metadata(meta, meta_path, problems, repaired)
+    meta = _storable(meta, meta_path, problems)
     parsed = n.ParsedUpload(
         envelope=kind,
         metadata=meta if isinstance(meta, dict) else {},
@@ -218,8 +215,94 @@ def read_envelope(body: bytes | bytearray) -> n.ParsedUpload:
         problems=problems,
         **stream,
     )
-    parsed.rows = _rows(parsed, findings, findings_path, meta_path, body)
+    parsed.rows = _rows(parsed, findings, findings_path, meta_path, body, repaired)
     return parsed
+
+
+def _decode_envelope(
+    body: bytes | bytearray, problems: n.Problems
+) -> tuple[_Envelope, bytes | bytearray, bool]:
+    """The envelope, the body its findings are slices of, and whether text had to be
+    repaired: escaped lone surrogates (`\\udce9`, what Python's json writes for a file name
+    that is not UTF-8) are replaced with U+FFFD, with a warning (valid JSON that no UTF-8 text
+    can hold); in an identity they are an error (see _repaired_identity)."""
+    try:
+        return _envelope_decoder.decode(body), body, False
+    except msgspec.ValidationError as exc:
+        _raise_if_not_json(body)  # a wrong shape is reported only for JSON
+        raise n.UploadInvalid(*_shape_error(exc)) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        error = exc
+    if _LONE_SURROGATE.search(body):
+        cleaned = _ESCAPES.sub(_replace_lone_surrogate, body)
+        try:
+            envelope = _envelope_decoder.decode(cleaned)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            pass
+        else:
+            problems.warn("$", "escaped lone surrogates (not UTF-8 text) replaced with U+FFFD")
+            return envelope, cleaned, True
+    raise n.UploadInvalid([], 0, f"The body is not valid JSON: {error}") from None
+
+
+# A \\u escape of a UTF-16 surrogate; and every escape sequence, left to right, a surrogate
+# pair as one.
+_LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_ESCAPES = re.compile(
+    rb"\\(u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2}|.)",
+    re.DOTALL,
+)
+
+
+def _replace_lone_surrogate(match: re.Match[bytes]) -> bytes:
+    escape = match.group(1)
+    if len(escape) == 5 and escape[1:2] in b"dD":  # a surrogate alone
+        return b"\\ufffd"
+    return match.group(0)
+
+
+def _metadata_value(meta: Raw | None, path: str, problems: n.Problems) -> Any:
+    """The metadata's value; numbers Python cannot hold as sent (1e400, 5,000 digits) are
+    kept as their text, with a warning."""
+    if meta is None:
+        return None
+    try:
+        return _any_decoder.decode(meta)
+    except msgspec.ValidationError:
+        problems.warn(path, "numbers out of range kept as their text")
+        return loads_lenient(bytes(meta))
+    except RecursionError:
+        problems.error(path, f"is nested too deeply (at most {METADATA_MAX_DEPTH} levels)")
+        return {}
+
+
+def _storable(meta: Any, path: str, problems: n.Problems) -> Any:
+    """The metadata as stored (PostgreSQL's jsonb holds no NUL): NUL characters in its text
+    replaced with U+FFFD, with a warning. (An identity with one was refused before.)"""
+    if (
+        isinstance(meta, dict)
+        and not _depth_exceeds(meta, METADATA_MAX_DEPTH)
+        and _contains_nul(meta)
+    ):
+        problems.warn(path, "NUL characters replaced with U+FFFD")
+        return _without_nul(meta)
+    return meta
+
+
+def _repaired_identity(value: str, repaired: bool) -> None:
+    if repaired and "\ufffd" in value:
+        raise ValueError("must be UTF-8 text (it held an escaped lone surrogate)")
+
+
+def _without_nul(value: Any) -> Any:
+    """The value (nested at most METADATA_MAX_DEPTH levels) with NUL replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _raise_if_not_json(body: bytes | bytearray) -> None:
@@ -243,7 +326,7 @@ def _shape_error(exc: msgspec.ValidationError) -> tuple[list[dict[str, str]], in
     return [{"path": path or "$", "message": message}], 1
 
 
-def _metadata(meta: Any, path: str, problems: n.Problems) -> dict[str, Any]:
+def _metadata(meta: Any, path: str, problems: n.Problems, repaired: bool) -> dict[str, Any]:
     """The stream and the build: repository and branch strictly, the rest tolerantly."""
     stream: dict[str, Any] = {
         "repository_name": "",
@@ -263,6 +346,7 @@ def _metadata(meta: Any, path: str, problems: n.Problems) -> dict[str, Any]:
         value = meta.get(key)
         try:
             stream[key] = n.stream_name(value)
+            _repaired_identity(stream[key], repaired)
         except ValueError as exc:
             problems.error(f"{path}.{key}", "is required" if value is None else str(exc))
     if meta.get("scan_type") is not None:
@@ -272,9 +356,6 @@ def _metadata(meta: Any, path: str, problems: n.Problems) -> dict[str, Any]:
             problems.error(f"{path}.scan_type", str(exc))
     if _depth_exceeds(meta, METADATA_MAX_DEPTH):
         problems.error(path, f"is nested too deeply (at most {METADATA_MAX_DEPTH} levels)")
-        return stream
-    if problems.error_total == 0 and _contains_nul(meta):  # jsonb cannot hold one
-        problems.error(path, "must not contain NUL characters")
         return stream
     # Documented as required, but never worth losing a scan over: a CI variable that is unset
     # arrives as null, and the code path only describes where the scan ran.
@@ -332,7 +413,12 @@ def _contains_nul(value: Any) -> bool:
 
 
 def _rows(
-    parsed: n.ParsedUpload, findings: list[Raw], base: str, meta_path: str, body: bytes | bytearray
+    parsed: n.ParsedUpload,
+    findings: list[Raw],
+    base: str,
+    meta_path: str,
+    body: bytes | bytearray,
+    repaired: bool,
 ) -> Iterator[n.Row]:
     """The Row of each finding, in order (repeated finding_ids too: see ParsedUpload); sets
     the upload's scan type when the metadata has none (all findings must agree)."""
@@ -374,19 +460,24 @@ def _rows(
         if not (may_hold_nul and _NUL_ESCAPE in bytes(raw)):
             try:
                 finding = decode(raw)
-            except (msgspec.ValidationError, RecursionError):
+                # Kept as bytes, unread: PostgreSQL must be able to take them as UTF-8 text.
+                details = finding.vuln_details
+                if details is not None and not _utf8(details):
+                    finding = None
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
                 finding = None
         row: n.Row
         if (
             finding is None
             or finding.title.isspace()
             or finding.finding_id.isspace()
+            or (repaired and "\ufffd" in finding.finding_id)
             or (  # four bytes a character could overflow the identity's index entry
                 len(finding.finding_id) * 4 > n.IDENTITY_MAX_BYTES
                 and len(finding.finding_id.encode()) > n.IDENTITY_MAX_BYTES
             )
         ):
-            slow = _slow_finding(raw, f"{base}[{index}]", repository, problems)
+            slow = _slow_finding(raw, f"{base}[{index}]", repository, problems, repaired)
             if slow is None:
                 continue
             row, own_scan_type = slow
@@ -561,6 +652,17 @@ def _rows(
         )
 
 
+def _utf8(raw: Raw) -> bool:
+    data = bytes(raw)
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _value(raw: Raw | None) -> Raw | None:
     """A Raw field's value for the raw data: None (left out) if absent or null."""
     return None if raw is None or raw == NULL else raw
@@ -575,26 +677,39 @@ def _date(moment: datetime, path: str, problems: n.Problems) -> datetime | None:
 
 
 def _slow_finding(
-    raw: Raw, path: str, repository: str | None, problems: n.Problems
+    raw: Raw, path: str, repository: str | None, problems: n.Problems, repaired: bool = False
 ) -> tuple[n.Row, Any] | None:
     """A finding the fast path refused, checked field by field: None if it has errors (they
     are in `problems`), else its Row and its own scan type (checked by the caller)."""
+    # Not UTF-8 (Latin-1 bytes in a description, say): what only describes the finding is
+    # kept with U+FFFD in place of what is not text, with a warning; an identity cannot be.
+    data = bytes(raw)
+    not_utf8 = not _utf8(raw)
+    if not_utf8:
+        data = data.decode("utf-8", "replace").encode()
+        raw = Raw(data)
+        problems.warn(path, "bytes that are not UTF-8 replaced with U+FFFD")
     try:
         fields = _fields_decoder.decode(raw)
     except msgspec.ValidationError:
         problems.error(path, "must be an object")
         return None
+    except msgspec.DecodeError as exc:
+        problems.error(path, f"is not valid JSON: {exc}")
+        return None
     except RecursionError:
         problems.error(path, "is nested too deeply")
         return None
     values: dict[str, Any] = {}
+    unreadable: set[str] = set()  # numbers beyond what Python holds (1e400): raw data only
     for key, value in fields.items():
         try:
             values[key] = _any_decoder.decode(value)
-        except msgspec.ValidationError:  # a number beyond what Python reads (1e400)
+        except msgspec.ValidationError:
             if key in _COLUMNS:
                 problems.warn(f"{path}.{key}", "a number out of range: left out")
             values[key] = None
+            unreadable.add(key)
         except RecursionError:
             problems.error(f"{path}.{key}", "is nested too deeply")
             return None
@@ -602,11 +717,18 @@ def _slow_finding(
 
     identity = values.get("finding_id")
     try:
+        if "finding_id" in unreadable:
+            raise ValueError("must be a string or an integer")
         finding_id = n.finding_id(identity)
+        if not_utf8 and "\ufffd" in finding_id:
+            raise ValueError("must be UTF-8 text")
+        _repaired_identity(finding_id, repaired)
     except ValueError as exc:
         problems.error(f"{path}.finding_id", "is required" if identity is None else str(exc))
         finding_id = ""
     title = values.get("title")
+    if "title" in unreadable:
+        title = ""  # a number out of range: "must be a non-empty string" below
     if isinstance(title, int | float) and not isinstance(title, bool):
         problems.warn(f"{path}.title", "a number: stored as text")
         title = _encode(title).decode()
@@ -681,7 +803,7 @@ def _slow_finding(
         ):
             elided |= ELIDED_BIT[key]
             continue
-        if sent is not None:
+        if sent is not None or key in unreadable:
             kept[key] = value
     stored_raw = _encode(kept)
     if _NUL_ESCAPE in stored_raw:

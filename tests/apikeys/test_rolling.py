@@ -205,6 +205,37 @@ def test_a_rolled_key_cannot_be_edited_its_successor_can(old):
     assert ApiKey.objects.get(pk=key.pk).name == "GitHub Actions, payments"
 
 
+def test_narrowing_the_successor_narrows_the_key_still_in_its_grace_and_its_tokens(client, old):
+    """The old key stands in for its successor until it retires: an operator who narrows the
+    new key after a roll narrows the pipeline still on the old one, at its next request."""
+    from apikeys.services import api_key_update
+
+    key, old_plaintext, old_token = old
+    successor, _ = api_key_roll(api_key=key, grace=timedelta(hours=24))
+    assert _uploads(client, old_token) == 201
+    api_key_update(
+        api_key=successor,
+        changed_by=None,
+        name=successor.name,
+        permissions=["read:findings"],
+        expires_at=None,
+        repository_patterns=["payments/web"],
+    )
+    assert _uploads(client, old_token) == 403  # no write:findings any more
+    fresh = token_for(client, old_plaintext, "gha-payments")
+    assert _uploads(client, fresh) == 403
+    listed = get(client, fresh, repository_name="payments/api")
+    assert listed.status_code == 200
+    assert listed.json() == []  # payments/api is outside payments/web now
+    stored = ApiKey.objects.get(pk=key.pk)
+    assert (stored.permissions, stored.repository_patterns) == (
+        ["read:findings"],
+        ["payments/web"],
+    )
+    followed = AuditEvent.objects.filter(subject=key.api_key_id, action="api_key.updated").get()
+    assert followed.detail["followed_successor"] == successor.api_key_id
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_operators_rolling_the_same_key_at_once_make_one_successor():
     from tests.support.parallel import at_once

@@ -204,3 +204,109 @@ def test_descriptive_metadata_is_tolerated_too(client, writer):
     upload = Upload.objects.get()
     assert (upload.build_id, upload.code_path, upload.commit_hash) == ("12345", "", "")
     assert upload.metadata["commit_hash"] == ["not", "a", "hash"]  # kept as sent
+
+
+# --- what an outside probe sent: every one of these was a 500 or a lost upload -------------
+
+
+def raw_body(finding_json: bytes, metadata_extra: bytes = b"") -> bytes:
+    """A documented body with one finding given as JSON text (for bytes json.dumps would not
+    write: invalid UTF-8, lone surrogates, huge numbers)."""
+    return (
+        b'{"metadata": {"repository_name": "acme/payments", "branch_name": "main", '
+        b'"build_id": "1", "code_path": ".", "scan_type": "SCA"'
+        + metadata_extra
+        + b'}, "findings": [{"finding_id": "f0", "title": "ok"}, '
+        + finding_json
+        + b"]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("finding", "stored", "warning_paths"),
+    [
+        (
+            b'{"finding_id": "u1", "title": "t", "description": "caf\xe9"}',
+            {"description": "caf\ufffd"},
+            ["findings[1]"],
+        ),
+        (
+            b'{"finding_id": "u1", "title": "t", "vuln_details": [{"summary": "caf\xe9"}]}',
+            {},
+            ["findings[1]"],
+        ),
+        (
+            b'{"finding_id": "u1", "title": "t", "description": "caf\\udce9"}',
+            {"description": "caf\ufffd"},
+            ["$"],
+        ),
+        (
+            b'{"finding_id": "u1", "title": "t", "creation_date": "0001-01-01T00:00:00"}',
+            {"creation_date": None},
+            ["findings[1].creation_date"],
+        ),
+        (
+            b'{"finding_id": "u1", "title": "t", "severity": 1' + b"0" * 400 + b"}",
+            {"severity": "INFO"},
+            ["findings[1].severity"],
+        ),
+        (b'{"finding_id": "u1", "title": "t", "extra": 1e400}', {}, []),
+    ],
+    ids=[
+        "latin1-in-description",
+        "latin1-in-vuln-details",
+        "lone-surrogate-escape",
+        "year-1-naive-date",
+        "severity-400-digits",
+        "unknown-field-1e400",
+    ],
+)
+def test_bytes_and_values_no_scanner_should_send_still_store_the_upload(
+    client, writer, finding, stored, warning_paths
+):
+    response = post(client, writer, raw_body(finding))
+    assert response.status_code == 201, response.content
+    assert [w["path"] for w in response.json()["warnings"]] == warning_paths
+    saved = Finding.objects.get(finding_id="u1")
+    for field, value in stored.items():
+        assert getattr(saved, field) == value
+    if b"1e400" in finding:
+        assert saved.scanner_data["extra"] == "1e400"  # kept, as its text
+
+
+def test_an_identity_that_is_not_utf8_is_refused(client, writer):
+    response = post(client, writer, raw_body(b'{"finding_id": "caf\xe9", "title": "t"}'))
+    assert response.status_code == 400
+    assert [e["path"] for e in response.json()["errors"]] == ["findings[1].finding_id"]
+    assert Finding.objects.count() == 0
+
+
+def test_metadata_with_nul_or_numbers_python_will_not_hold_is_stored(client, writer):
+    body = raw_body(
+        b'{"finding_id": "u1", "title": "t"}',
+        b', "commit_author": "a\\u0000b", "ci": {"run": 1e400}',
+    )
+    response = post(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert sorted(w["path"] for w in response.json()["warnings"]) == [
+        "metadata",  # 1e400 kept as its text
+        "metadata",  # the NUL replaced in what is stored
+        "metadata.commit_author",  # ...and in the column
+    ]
+    upload = Upload.objects.get()
+    assert upload.commit_author == "a\ufffdb"
+    assert upload.metadata["ci"] == {"run": "1e400"}
+
+
+def test_a_finding_holding_a_number_of_5000_digits_does_not_break_the_staff_pages(
+    client, writer, django_user_model
+):
+    huge = b"9" * 5000
+    body = raw_body(b'{"finding_id": "u1", "title": "t", "vuln_details": [' + huge + b"]}")
+    assert post(client, writer, body).status_code == 201
+    staff = django_user_model.objects.create_superuser("lead", "lead@example.test", "pw-12345")
+    client.force_login(staff)
+    finding = Finding.objects.get(finding_id="u1")
+    for url in ("/findings/?status=", f"/findings/{finding.pk}/", "/admin/findings/finding/"):
+        assert client.get(url).status_code == 200, url
+    assert finding.scanner_data["vuln_details"] == [huge.decode()]
