@@ -1,36 +1,85 @@
-"""The staff pages: dashboard, findings list, finding detail and triage. Server-rendered."""
+"""The staff pages: dashboard, findings list (with bulk triage and exports), finding detail
+(triage, assignee, comments). Server-rendered."""
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from findings.charts import open_findings_chart
+from findings.charts import open_findings_chart, trend_chart
 from findings.cursors import encode_cursor
-from findings.forms import FindingFilterForm, TriageForm
-from findings.models import Finding
+from findings.forms import (
+    ANY_STATUS,
+    AssignForm,
+    BulkTriageForm,
+    CommentForm,
+    FindingFilterForm,
+    TriageForm,
+)
+from findings.models import SEVERITY_ORDER, Finding
 from findings.selectors import (
+    EXPORT_COLUMNS,
+    finding_trends,
     finding_with_history,
     open_findings_by_repository,
     recent_uploads,
+    staff_export_rows,
     staff_findings_page,
+    staff_selection_ids,
     stream_choices,
 )
-from findings.services import TriageAction, TriageRefused, finding_triage
+from findings.services import (
+    TriageAction,
+    TriageRefused,
+    finding_assign,
+    finding_comment_add,
+    findings_reopen_expired,
+    findings_triage,
+)
 from gerion.staff import staff_required
+
+TREND_DAYS = (30, 90)
+ACTION_WORDS = {
+    TriageAction.FALSE_POSITIVE: ("Mark false positive", "marked false positive"),
+    TriageAction.RISK_ACCEPTED: ("Accept risk", "risk accepted"),
+    TriageAction.REOPEN: ("Reopen", "reopened"),
+}
+
+
+def _triager(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User) or not user.has_perm("findings.triage_finding"):
+        raise PermissionDenied
+    return user
 
 
 @require_GET
 @staff_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    rows, totals = open_findings_by_repository()
+    findings_reopen_expired()
+    rows, totals, overdue = open_findings_by_repository()
+    days = 90 if request.GET.get("days") == "90" else 30
+    trends = finding_trends(days)
     return render(
         request,
         "findings/dashboard.html",
@@ -39,18 +88,32 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "totals": totals,
             "total_open": sum(totals.values()),
+            "overdue": overdue,
+            "total_overdue": sum(overdue.values()),
+            "sla_days": settings.GERION_SLA_DAYS,
+            "trends": trends,
+            "trend_chart": trend_chart(trends),
+            "trend_days": TREND_DAYS,
             "uploads": recent_uploads(),
         },
+    )
+
+
+def _filter_form(request: HttpRequest, data: QueryDict) -> FindingFilterForm:
+    choices = stream_choices()
+    return FindingFilterForm(
+        data,
+        repositories=choices["repositories"],
+        branches=choices["branches"],
+        user_id=request.user.pk,
     )
 
 
 @require_GET
 @staff_required
 def finding_list(request: HttpRequest) -> HttpResponse:
-    choices = stream_choices()
-    form = FindingFilterForm(
-        request.GET, repositories=choices["repositories"], branches=choices["branches"]
-    )
+    findings_reopen_expired()
+    form = _filter_form(request, request.GET)
     page = None
     if form.is_valid():
         page = staff_findings_page(
@@ -72,6 +135,7 @@ def finding_list(request: HttpRequest) -> HttpResponse:
         params["direction"] = direction
         return "?" + params.urlencode()
 
+    export_query = ("?" + query.urlencode()) if query else ""
     return render(
         request,
         "findings/list.html",
@@ -81,51 +145,252 @@ def finding_list(request: HttpRequest) -> HttpResponse:
             "next_url": page_link(page.next_cursor, "next") if page else None,
             "previous_url": page_link(page.previous_cursor, "previous") if page else None,
             "first_url": "?" + query.urlencode(),
-        },
-    )
-
-
-@require_GET
-@staff_required
-def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    found = finding_with_history(pk)
-    if found is None:
-        raise Http404("No such finding.")
-    finding, events = found
-    return render(
-        request,
-        "findings/detail.html",
-        {
-            "finding": finding,
-            "events": events,
-            "raw": json.dumps(finding.scanner_data, indent=2, sort_keys=True, ensure_ascii=False),
+            "filter_query": query.urlencode(),
+            "export_csv_url": reverse("finding-export-csv") + export_query,
+            "export_json_url": reverse("finding-export-json") + export_query,
             "can_triage": request.user.has_perm("findings.triage_finding"),
-            "triage_form": TriageForm(),
+            "any_status": ANY_STATUS,
+            "today": timezone.now().date(),
         },
     )
 
 
 @require_POST
 @staff_required
+def finding_bulk_triage(request: HttpRequest) -> HttpResponse:
+    """Triage the ticked rows or everything the list's filters select: first a confirmation
+    with the count, then the decision (refused if the count changed in between)."""
+    user = _triager(request)
+    form = BulkTriageForm(request.POST)
+    filter_query = request.POST.get("filter", "")
+    back = reverse("finding-list") + ("?" + filter_query if filter_query else "")
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return HttpResponseRedirect(back)
+    data = form.cleaned_data
+    action = TriageAction(data["action"])
+    if data["scope"] == BulkTriageForm.ALL:
+        filters = _filter_form(request, QueryDict(filter_query))
+        if not filters.is_valid():
+            messages.error(request, "These filters are not valid; apply them again.")
+            return HttpResponseRedirect(back)
+        ids = staff_selection_ids(
+            filters.filters(),
+            search=filters.cleaned_data["q"],
+            limit=settings.GERION_BULK_TRIAGE_MAX,
+        )
+    else:
+        ids = data["ids"]
+    confirmed = data["confirm"] and data["expected"] == len(ids)
+    if not confirmed:
+        if data["confirm"]:
+            messages.error(
+                request, f"The selection changed: {len(ids):,} findings match now. Confirm again."
+            )
+        return render(
+            request,
+            "findings/triage_confirm.html",
+            {
+                "form": form,
+                "count": len(ids),
+                "too_many": len(ids) > settings.GERION_BULK_TRIAGE_MAX,
+                "limit": settings.GERION_BULK_TRIAGE_MAX,
+                "action_label": ACTION_WORDS[action][0],
+                "back": back,
+                "ids": ids if data["scope"] == BulkTriageForm.SELECTED else [],
+            },
+        )
+    try:
+        changed = findings_triage(
+            ids=ids, action=action, actor=user, reason=data["reason"], until=data["until"]
+        )
+    except TriageRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"{changed:,} finding{'s' if changed != 1 else ''} {ACTION_WORDS[action][1]}. "
+            "Uploads will not change it.",
+        )
+    return HttpResponseRedirect(back)
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+
+def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
+    findings_reopen_expired()
+    form = _filter_form(request, request.GET)
+    if not form.is_valid():
+        raise Http404("These filters are not valid.")
+    return staff_export_rows(form.filters(), search=form.cleaned_data["q"], sort=form.chosen_sort)
+
+
+def _attachment(response: StreamingHttpResponse, extension: str) -> StreamingHttpResponse:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="findings-{stamp}.{extension}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+# A cell starting with one of these is a formula to a spreadsheet: scanner data is not
+# trusted, so such cells get a leading apostrophe (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list):
+        value = " ".join(str(v) for v in value)
+    elif isinstance(value, datetime):
+        return value.isoformat()
+    elif isinstance(value, bool) or value is None or isinstance(value, int | date):
+        return "" if value is None else value
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+@require_GET
+@staff_required
+def finding_export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    rows = _export_rows(request)
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(EXPORT_COLUMNS)
+        for row in rows:
+            yield writer.writerow([_csv_value(row[name]) for name in EXPORT_COLUMNS])
+
+    return _attachment(
+        StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8"), "csv"
+    )
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+@require_GET
+@staff_required
+def finding_export_json(request: HttpRequest) -> StreamingHttpResponse:
+    rows = _export_rows(request)
+
+    def chunks() -> Iterator[str]:
+        # One JSON array, written an object at a time.
+        separator = "[\n"
+        for row in rows:
+            yield separator + json.dumps(row, default=_json_default, ensure_ascii=False)
+            separator = ",\n"
+        yield "[]\n" if separator == "[\n" else "\n]\n"
+
+    return _attachment(StreamingHttpResponse(chunks(), content_type="application/json"), "json")
+
+
+# --- one finding -------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    findings_reopen_expired()
+    found = finding_with_history(pk)
+    if found is None:
+        raise Http404("No such finding.")
+    finding = found.finding
+    staff = User.objects.filter(is_active=True, is_staff=True).order_by("username")
+    return render(
+        request,
+        "findings/detail.html",
+        {
+            "finding": finding,
+            "page": found,
+            "events": found.events,
+            "raw": json.dumps(finding.scanner_data, indent=2, sort_keys=True, ensure_ascii=False),
+            "can_triage": request.user.has_perm("findings.triage_finding"),
+            "triage_form": TriageForm(),
+            "staff": staff.only("id", "username")[:500],
+            "severities": SEVERITY_ORDER,
+        },
+    )
+
+
+def _back_to(pk: int) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("finding-detail", args=[pk]))
+
+
+@require_POST
+@staff_required
 def finding_triage_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user = request.user
-    if not isinstance(user, User) or not user.has_perm("findings.triage_finding"):
-        raise PermissionDenied
+    user = _triager(request)
     form = TriageForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a triage action.")
+        messages.error(request, "Choose a triage action (and a valid date, if any).")
+        return _back_to(pk)
+    try:
+        findings_triage(
+            ids=[pk],
+            action=TriageAction(form.cleaned_data["action"]),
+            actor=user,
+            reason=form.cleaned_data["reason"],
+            until=form.cleaned_data["until"],
+        )
+    except TriageRefused as exc:
+        messages.error(request, str(exc))
+    except Finding.DoesNotExist as exc:
+        raise Http404("No such finding.") from exc
     else:
-        try:
-            finding_triage(
-                finding_id=pk,
-                action=TriageAction(form.cleaned_data["action"]),
-                actor=user,
-                reason=form.cleaned_data["reason"],
-            )
-        except TriageRefused as exc:
-            messages.error(request, str(exc))
-        except Finding.DoesNotExist as exc:
-            raise Http404("No such finding.") from exc
-        else:
-            messages.success(request, "Triage recorded. Uploads will not change it.")
-    return HttpResponseRedirect(reverse("finding-detail", args=[pk]))
+        messages.success(request, "Triage recorded. Uploads will not change it.")
+    return _back_to(pk)
+
+
+@require_POST
+@staff_required
+def finding_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _triager(request)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose someone to assign.")
+        return _back_to(pk)
+    assignee_id = form.cleaned_data["assignee"]
+    assignee = User.objects.filter(pk=assignee_id).first() if assignee_id else None
+    try:
+        if assignee_id and assignee is None:
+            raise TriageRefused("No such user.")
+        finding_assign(finding_id=pk, assignee=assignee, actor=user)
+    except TriageRefused as exc:
+        messages.error(request, str(exc))
+    except Finding.DoesNotExist as exc:
+        raise Http404("No such finding.") from exc
+    else:
+        messages.success(
+            request, f"Assigned to {assignee.get_username()}." if assignee else "Unassigned."
+        )
+    return _back_to(pk)
+
+
+@require_POST
+@staff_required
+def finding_comment_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Write a comment of at most 5,000 characters.")
+        return _back_to(pk)
+    try:
+        finding_comment_add(finding_id=pk, author=user, body=form.cleaned_data["body"])
+    except TriageRefused as exc:
+        messages.error(request, str(exc))
+    except Finding.DoesNotExist as exc:
+        raise Http404("No such finding.") from exc
+    else:
+        messages.success(request, "Comment added.")
+    return _back_to(pk)

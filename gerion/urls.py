@@ -5,6 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from gerion.login import limit_failed_logins
 
+# The admin carries the service's name, like the staff pages (templates/admin/base_site.html).
+admin.site.site_header = "Gerion"
+admin.site.site_title = "Gerion"
+admin.site.index_title = "Administration"
 # Both sign-in forms count failures per client address.
 admin.site.login = limit_failed_logins(admin.site.login)  # type: ignore[assignment]
 
