@@ -454,7 +454,6 @@ def staff_export_rows(
 
 
 def _export_row(row: dict[str, Any], today: date) -> dict[str, Any]:
-    row.pop("severity_rank")
     status = finding_status(
         active=row["active"],
         false_positive=row["false_positive"],
@@ -466,7 +465,7 @@ def _export_row(row: dict[str, Any], today: date) -> dict[str, Any]:
     out = {name: row[name] for name in EXPORT_FIELDS[:14]}
     out.update(
         status=status,
-        assignee=row.pop("assignee__username") or "",
+        assignee=row["assignee__username"] or "",
         age_days=age,
         sla_due=(first_day + timedelta(days=sla)) if sla is not None else None,
         overdue=status == Status.ACTIVE and sla is not None and age > sla,
