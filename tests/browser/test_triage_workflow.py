@@ -21,7 +21,6 @@ from selenium.webdriver.support.ui import Select
 
 from findings.models import Finding, FindingEvent
 from tests.browser.conftest import click_and_wait, console_errors, screenshot, sign_in
-from tests.browser.test_staff_pages import seeded  # noqa: F401 - the fixture
 from tests.factories import PASSWORD, StaffFactory, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -100,7 +99,7 @@ def test_bulk_triage_assignee_comment_export_and_trends_on_a_laptop(
     laptop,
     live_server,
     seeded,
-    analyst,  # noqa: F811 - the fixture
+    analyst,
 ):
     page, base = laptop, live_server.url
     sign_in(page, base, "analyst", PASSWORD)
@@ -164,7 +163,7 @@ def test_bulk_triage_assignee_comment_export_and_trends_on_a_laptop(
 
     # Export the ledger's open findings: the downloaded CSV holds exactly the list's rows.
     downloads = Path(tempfile.mkdtemp(prefix="gerion-downloads-"))
-    page.execute_cdp_cmd(  # type: ignore[attr-defined]
+    page.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
     page.get(base + "/findings/?repository_name=acme%2Fledger")
@@ -200,7 +199,7 @@ def test_the_phone_layout_fits_the_screen_and_keeps_sign_out_in_reach(
     phone,
     live_server,
     seeded,
-    analyst,  # noqa: F811 - the fixture
+    analyst,
 ):
     page, base = phone, live_server.url
     sign_in(page, base, "analyst", PASSWORD)

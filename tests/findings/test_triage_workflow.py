@@ -47,7 +47,9 @@ def _titles(response) -> list[str]:
 
 def _dashboard_open(staff_client) -> int:
     html = staff_client.get("/").content.decode()
-    return int(re.search(r'<span class="number">(\d+)</span> open findings', html).group(1))
+    found = re.search(r'<span class="number">(\d+)</span> open findings', html)
+    assert found is not None
+    return int(found.group(1))
 
 
 def _summary() -> dict[tuple[str, str, str], int]:
@@ -389,7 +391,7 @@ def test_the_list_links_to_exports_of_its_own_filters(client, writer, staff_clie
     assert 'href="/findings/export.json?severity=HIGH"' in html
 
 
-# --- detail: links, packages, sightings, the same CVE elsewhere ------------------------------------
+# --- detail: links, packages, sightings, the same CVE elsewhere ----------------------------------
 
 
 def test_the_detail_page_links_cve_and_cwe_and_shows_the_package_and_its_fix(
