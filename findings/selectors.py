@@ -201,6 +201,14 @@ class RepositoryCounts:
         return sum(self.counts.values())
 
 
+def _summary_overdue_q(today: date) -> Q:
+    """OpenFindingCount rows of findings past their severity's SLA on `today`."""
+    late = Q(pk__in=[])
+    for severity, days in settings.GERION_SLA_DAYS.items():
+        late |= Q(severity=severity, first_seen_on__lt=today - timedelta(days=days))
+    return late
+
+
 def open_findings_by_repository(
     today: date | None = None,
 ) -> tuple[list[RepositoryCounts], dict[str, int], dict[str, int]]:
@@ -208,9 +216,7 @@ def open_findings_by_repository(
     totals per severity and the overdue ones per severity. One grouped query over the
     summary table (findings.summary), whatever the number of findings."""
     today = today or timezone.now().date()
-    overdue = Q(pk__in=[])
-    for severity, days in settings.GERION_SLA_DAYS.items():
-        overdue |= Q(severity=severity, first_seen_on__lt=today - timedelta(days=days))
+    overdue = _summary_overdue_q(today)
     grouped = (
         OpenFindingCount.objects.values("repository_name", "severity")
         .annotate(n=Sum("count"), late=Sum("count", filter=overdue, default=0))
@@ -361,6 +367,9 @@ def staff_findings_page(
     Two queries: the page (with last sightings) and a count capped at COUNT_CAP (none when
     searching: a substring search scans what the other filters leave, once is enough)."""
     queryset = staff_selection(filters, search=search)
+    counted = None if search else open_count_from_summary(filters)
+    if counted == 0:
+        return StaffPage([], None, None, 0, False)
     forward_order, backward_order = _ORDER[Sort(sort)]
     page_qs = queryset
     if cursor is not None:
@@ -373,7 +382,10 @@ def staff_findings_page(
         rows.reverse()
     has_next = more if not backwards else True
     has_previous = (cursor is not None) if not backwards else more
-    count = None if search else queryset.order_by()[: COUNT_CAP + 1].count()
+    if counted is not None:
+        count: int | None = counted
+    else:
+        count = None if search else queryset.order_by()[: COUNT_CAP + 1].count()
     return StaffPage(
         findings=rows,
         next_cursor=_cursor_values(sort, rows[-1]) if rows and has_next else None,
@@ -381,6 +393,27 @@ def staff_findings_page(
         count=None if count is None else min(count, COUNT_CAP),
         count_capped=count is not None and count > COUNT_CAP,
     )
+
+
+def open_count_from_summary(filters: FindingFilters) -> int | None:
+    """The number of open findings the filters select, from the dashboard's summary, when
+    they filter on nothing it does not hold (repository, severity, overdue); else None.
+    Exact where a capped count would have to read every row to find few (overdue ones)."""
+    if filters.status != Status.ACTIVE or (
+        filters.branch_name
+        or filters.scan_type
+        or filters.min_severity
+        or filters.assignee_id is not None
+    ):
+        return None
+    rows = OpenFindingCount.objects.all()
+    if filters.repository_name is not None:
+        rows = rows.filter(repository_name=filters.repository_name)
+    if filters.severities:
+        rows = rows.filter(severity__in=filters.severities)
+    if filters.overdue:
+        rows = rows.filter(_summary_overdue_q(timezone.now().date()))
+    return int(rows.aggregate(n=Sum("count", default=0))["n"])
 
 
 def staff_selection(filters: FindingFilters, *, search: str = "") -> QuerySet[Finding]:
