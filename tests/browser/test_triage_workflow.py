@@ -57,6 +57,17 @@ def phone(page: WebDriver) -> Iterator[WebDriver]:
     page.set_window_size(1366, 1000)
 
 
+def _whole_page_screenshot(driver: WebDriver, name: str) -> None:
+    """A screenshot of the whole page (for docs/), at the current width."""
+    width, height = driver.execute_script(
+        "return [window.innerWidth, document.documentElement.scrollHeight]"
+    )
+    before = driver.get_window_size()
+    _viewport(driver, width, height)
+    screenshot(driver, name)
+    driver.set_window_size(before["width"], before["height"])
+
+
 def _apply_filters(driver: WebDriver) -> None:
     click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
 
@@ -110,7 +121,7 @@ def test_bulk_triage_assignee_comment_export_and_trends_on_a_laptop(
     trend = page.find_element(By.ID, "trend-chart")
     assert trend.find_elements(By.CSS_SELECTOR, "rect.opened")
     assert page.find_element(By.ID, "sla-table").is_displayed()
-    screenshot(page, "dashboard.png")
+    _whole_page_screenshot(page, "dashboard.png")
 
     # The list opens on open findings; filter one repository, then triage all of it.
     click_and_wait(page, page.find_element(By.LINK_TEXT, "Findings"))
@@ -188,7 +199,7 @@ def test_bulk_triage_assignee_comment_export_and_trends_on_a_laptop(
     comment = page.find_element(By.ID, "comments").text
     assert "analyst" in comment
     assert "Owned by the ledger team; ticket LED-42." in comment
-    screenshot(page, "finding.png")
+    _whole_page_screenshot(page, "finding.png")
     title = page.find_element(By.ID, "finding-title").text
     click_and_wait(page, page.find_element(By.LINK_TEXT, "Assigned to me"))
     assert [a.text for a in page.find_elements(By.CSS_SELECTOR, "td.title a")] == [title]
