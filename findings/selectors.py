@@ -318,7 +318,9 @@ def stream_choices() -> dict[str, list[str]]:
 class Sort(models.TextChoices):
     SEVERITY = "severity", "Most severe first"
     NEWEST = "newest", "Newest first"
-    OLDEST = "oldest", "Oldest first"
+    # Ids are handed out as findings are first stored, so id order is first-seen order: the
+    # age sort rides on the primary key, with no index on first_seen_at to pay at insert.
+    OLDEST = "oldest", "Oldest first (age)"
 
 
 # (order_by, keyset condition after a row, keyset condition before a row) per sort. Every
@@ -435,21 +437,10 @@ def staff_selection_ids(filters: FindingFilters, *, search: str = "", limit: int
 
 
 EXPORT_BATCH = 2_000
+# The API's identity and content fields (its first 9, and component to CVE), then triage.
 EXPORT_FIELDS = [
-    "id",
-    "finding_id",
-    "title",
-    "severity",
-    "scan_type",
-    "repository_name",
-    "branch_name",
-    "file_path",
-    "line_number",
-    "component_name",
-    "component_version",
-    "component_fix",
-    "cwe",
-    "cve",
+    *API_FIELDS[:9],
+    *API_FIELDS[API_FIELDS.index("component_name") : API_FIELDS.index("cve") + 1],
     "active",
     "false_positive",
     "risk_accepted",

@@ -11,7 +11,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -24,20 +23,6 @@ from tests.factories import StaffFactory
 from tests.findings.conftest import documented_body, post, sast
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff():
-    user = StaffFactory(username="analyst")
-    user.user_permissions.add(Permission.objects.get(codename="triage_finding"))
-    return user
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def _titles(response) -> list[str]:

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from findings.models import Finding, FindingEvent
@@ -11,20 +10,6 @@ from tests.factories import StaffFactory, UserFactory
 from tests.findings.conftest import documented_body, post, sast
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff():
-    user = StaffFactory(username="analyst")
-    user.user_permissions.add(Permission.objects.get(codename="triage_finding"))
-    return user
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 @pytest.mark.parametrize("url", ["/", "/findings/", "/findings/1/"])
