@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -35,18 +36,12 @@ TRIAGE_SIZE = 10_000
 SEVERITIES = ["Critical", "High", "Medium", "Low", "Info"]
 
 
-def load(total: int) -> None:
-    from django.db import connection
-
+def upload_stream(repository: str, stream: int, size: int, rng: random.Random) -> None:
+    """One scan of `size` SCA findings through the ingest service."""
     from apikeys.models import ApiKey
     from apikeys.services import api_key_create
-    from findings.models import Finding
     from findings.services import findings_ingest
 
-    have = Finding.objects.filter(repository_name__startswith=REPOSITORY_PREFIX).count()
-    triage = Finding.objects.filter(repository_name=TRIAGE_REPOSITORY).count()
-    if have >= total and triage >= TRIAGE_SIZE:
-        return
     api_key = (
         ApiKey.objects.filter(client_id="bench-scale").first()
         or api_key_create(
@@ -56,41 +51,102 @@ def load(total: int) -> None:
             actor_name="bench/staff_pages.py",
         )[0]
     )
+    findings = [
+        {
+            "finding_id": f"s{stream}-{i}",
+            "title": f"{rng.choice(['lodash', 'openssl', 'log4j-core'])} issue {i}",
+            "severity": rng.choice(SEVERITIES),
+            "file_path": f"src/module{i % 500}/file{i}.py",
+            "component_name": rng.choice(["lodash", "openssl", "log4j-core", ""]),
+            "cve": f"CVE-2024-{i % 90000 + 1000}",
+        }
+        for i in range(size)
+    ]
+    body = orjson.dumps(
+        {
+            "metadata": {
+                "repository_name": repository,
+                "branch_name": "main",
+                "build_id": "1",
+                "code_path": ".",
+                "scan_type": "SCA",
+            },
+            "findings": findings,
+        }
+    )
+    del findings
+    findings_ingest(body=body, api_key=api_key, client_id=api_key.client_id)
+
+
+def load(total: int) -> None:
+    from django.db import connection
+
+    from findings.models import Finding
+
     per_stream = 100_000
     rng = random.Random(3)
     streams = [(f"{REPOSITORY_PREFIX}{n}", n, per_stream) for n in range(total // per_stream)]
     streams.append((TRIAGE_REPOSITORY, len(streams), TRIAGE_SIZE))
+    loaded = False
     for repository, stream, size in streams:
         if Finding.objects.filter(repository_name=repository).exists():
             continue
-        findings = [
-            {
-                "finding_id": f"s{stream}-{i}",
-                "title": f"{rng.choice(['lodash', 'openssl', 'log4j-core'])} issue {i}",
-                "severity": rng.choice(SEVERITIES),
-                "file_path": f"src/module{i % 500}/file{i}.py",
-                "component_name": rng.choice(["lodash", "openssl", "log4j-core", ""]),
-                "cve": f"CVE-2024-{i % 90000 + 1000}",
-            }
-            for i in range(size)
-        ]
-        body = orjson.dumps(
-            {
-                "metadata": {
-                    "repository_name": repository,
-                    "branch_name": "main",
-                    "build_id": "1",
-                    "code_path": ".",
-                    "scan_type": "SCA",
-                },
-                "findings": findings,
-            }
-        )
-        del findings
-        findings_ingest(body=body, api_key=api_key, client_id=api_key.client_id)
+        upload_stream(repository, stream, size, rng)
+        loaded = True
         print(f"loaded {repository}", file=sys.stderr)
+    if loaded:
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE findings_finding")
+
+
+def search_before_vacuum(requests: int) -> None:
+    """Rare-word searches right after an upload of 100,000 new findings, while the search
+    index still holds them in its pending list (autovacuum merges it within a minute or
+    so), then after VACUUM; the stream is deleted again afterwards."""
+    from django.db import connection
+    from django.test import Client
+
+    from findings.models import Finding, Stream, Upload
+
+    fresh = "scale/fresh"
+    client = Client()
+    client.force_login(_staff_user())
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE findings_finding")
+        cursor.execute("ALTER TABLE findings_finding SET (autovacuum_enabled = false)")
+    try:
+        upload_stream(fresh, 99, 100_000, random.Random(5))
+        urls = ["/findings/?q=file54321.py&status=all", "/findings/?q=s99-4242&status=all"]
+        for label in ("pending list full", "after VACUUM"):
+            for url in urls:
+                client.get(url)
+                times = []
+                for _ in range(requests):
+                    started = time.perf_counter()
+                    assert client.get(url).status_code == 200
+                    times.append(time.perf_counter() - started)
+                word = url.split("q=")[1].split("&")[0]
+                print(f"search {word:13} {label:18} {statistics.median(times) * 1000:7.1f} ms")
+            if label == "pending list full":
+                with connection.cursor() as cursor:
+                    cursor.execute("VACUUM findings_finding")
+    finally:
+        Finding.objects.filter(repository_name=fresh).delete()
+        Stream.objects.filter(repository_name=fresh).delete()
+        Upload.objects.filter(repository_name=fresh).delete()
+        from findings.services import findings_recount
+
+        findings_recount()
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE findings_finding RESET (autovacuum_enabled)")
+            cursor.execute("VACUUM ANALYZE findings_finding")
+
+
+def _staff_user() -> Any:
+    from django.contrib.auth.models import User
+
+    return User.objects.filter(username="bench-staff").first() or User.objects.create_superuser(
+        "bench-staff", "bench@example.com", None
+    )
 
 
 def main() -> None:
@@ -102,7 +158,6 @@ def main() -> None:
     ensure_database()
     load(args.findings)
 
-    from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, setup_test_environment
@@ -110,11 +165,8 @@ def main() -> None:
     from findings.models import Finding
 
     setup_test_environment()
-    user = User.objects.filter(username="bench-staff").first() or User.objects.create_superuser(
-        "bench-staff", "bench@example.com", None
-    )
     client = Client()
-    client.force_login(user)
+    client.force_login(_staff_user())
 
     def timed(url: str) -> tuple[float, int, str]:
         client.get(url)  # once before the clock: templates compiled, pages cached
@@ -227,6 +279,7 @@ def main() -> None:
     print(f"{'bulk reopen, 10k':28} {statistics.median(reopened):7.1f} ms")
     open_now = Finding.objects.filter(active=True, false_positive=False, risk_accepted=False)
     print(f"open findings after the rounds: {open_now.count():,} (all of them, as before)")
+    search_before_vacuum(args.requests)
 
 
 if __name__ == "__main__":

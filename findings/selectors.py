@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, models
@@ -185,6 +185,8 @@ def findings_api_page(
     return rows, (rows[-1]["id"] if more else None)
 
 
+R = TypeVar("R")
+
 # --- staff pages ------------------------------------------------------------------------------
 
 STAFF_PAGE_SIZE = 50
@@ -325,15 +327,36 @@ class Sort(models.TextChoices):
 
 # (order_by, keyset condition after a row, keyset condition before a row) per sort. Every
 # order ends in id, so it is total and stable, and each has an index behind it.
-def _keyset(sort: str, values: list[int], forward: bool) -> Q:
-    if sort == Sort.SEVERITY:
-        rank, pk = values
-        if forward:
-            return Q(severity_rank__gt=rank) | Q(severity_rank=rank, id__lt=pk)
-        return Q(severity_rank__lt=rank) | Q(severity_rank=rank, id__gt=pk)
-    (pk,) = values
-    newer = sort == Sort.NEWEST
-    return Q(id__lt=pk) if newer == forward else Q(id__gt=pk)
+def _keyset_slice(
+    queryset: QuerySet[Finding],
+    sort: str,
+    cursor: list[int] | None,
+    *,
+    backwards: bool,
+    limit: int,
+    fetch: Callable[[QuerySet[Finding], int], list[R]],
+) -> list[R]:
+    """Up to `limit` rows after (or before) the cursor, in the sort's order. Each query is a
+    range of one index: in the severity order, the rest of the cursor's severity, then the
+    severities past it. (One OR of the two would be a filter over the index read from its
+    start: the 200th page would read 10,000 entries to skip them.)"""
+    forward_order, backward_order = _ORDER[Sort(sort)]
+    order = backward_order if backwards else forward_order
+    if cursor is None:
+        return fetch(queryset.order_by(*order), limit)
+    if sort != Sort.SEVERITY:
+        (pk,) = cursor
+        newer = (sort == Sort.NEWEST) != backwards
+        return fetch(
+            queryset.filter(Q(id__lt=pk) if newer else Q(id__gt=pk)).order_by(*order), limit
+        )
+    rank, pk = cursor
+    within = Q(id__gt=pk) if backwards else Q(id__lt=pk)
+    rows = fetch(queryset.filter(within, severity_rank=rank).order_by(*order), limit)
+    if len(rows) < limit:
+        past = Q(severity_rank__lt=rank) if backwards else Q(severity_rank__gt=rank)
+        rows += fetch(queryset.filter(past).order_by(*order), limit - len(rows))
+    return rows
 
 
 _ORDER = {
@@ -372,12 +395,14 @@ def staff_findings_page(
     counted = None if search else open_count_from_summary(filters)
     if counted == 0:
         return StaffPage([], None, None, 0, False)
-    forward_order, backward_order = _ORDER[Sort(sort)]
-    page_qs = queryset
-    if cursor is not None:
-        page_qs = page_qs.filter(_keyset(sort, cursor, forward=not backwards))
-    page_qs = page_qs.order_by(*(backward_order if backwards else forward_order))
-    rows = list(with_last_seen(page_qs.select_related("assignee"))[: page_size + 1])
+    rows = _keyset_slice(
+        queryset,
+        sort,
+        cursor,
+        backwards=backwards,
+        limit=page_size + 1,
+        fetch=lambda qs, n: list(with_last_seen(qs.select_related("assignee"))[:n]),
+    )
     more = len(rows) > page_size
     rows = rows[:page_size]
     if backwards:
@@ -460,14 +485,16 @@ def staff_export_rows(
     sighting, assignee, age and SLA added), read in keyset batches: no OFFSET, and memory
     that does not grow with the size of the export."""
     queryset = staff_selection(filters, search=search)
-    forward_order, _ = _ORDER[Sort(sort)]
     names = [*EXPORT_FIELDS, "severity_rank", "seen_at", "seen_build_id", "assignee__username"]
     cursor: list[int] | None = None
     today = timezone.now().date()
+
+    def fetch(selection: QuerySet[Finding], limit: int) -> list[dict[str, Any]]:
+        return list(with_last_seen(selection).values(*names)[:limit])
+
     while True:
-        batch_qs = queryset if cursor is None else queryset.filter(_keyset(sort, cursor, True))
-        batch = list(
-            with_last_seen(batch_qs.order_by(*forward_order)).values(*names)[:EXPORT_BATCH]
+        batch = _keyset_slice(
+            queryset, sort, cursor, backwards=False, limit=EXPORT_BATCH, fetch=fetch
         )
         for row in batch:
             yield _export_row(row, today)
