@@ -252,7 +252,8 @@ def empty_findings() -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE findings_findingevent, findings_findingcomment, findings_finding, "
-            "findings_openfindingcount, findings_findingday, findings_stream, findings_upload"
+            "findings_openfindingcount, findings_findingday, findings_findingwords, "
+            "findings_searchqueue, findings_stream, findings_upload"
         )
         conn.execute("CHECKPOINT")
 

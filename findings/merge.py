@@ -289,7 +289,20 @@ class _Writer:
              *untriaged, *seen, *seen)
             for row in rows
         )  # fmt: skip
-        return self._write("findings_finding", _NEW_COLUMNS, full)
+        if not self.postgres:
+            return self._write("findings_finding", _NEW_COLUMNS, full)
+        # Search indexes the new findings later (findings.search): queue the ids they got,
+        # which lie between the sequence's value before the COPY and this session's last.
+        self.cursor.execute("SELECT last_value FROM findings_finding_id_seq")
+        low = int(self.cursor.fetchone()[0])
+        count = self._write("findings_finding", _NEW_COLUMNS, full)
+        if count:
+            self.cursor.execute(
+                "INSERT INTO findings_searchqueue (low, high) "
+                "VALUES (%s, currval('findings_finding_id_seq'))",
+                [low],
+            )
+        return count
 
     def rewrite(self, changed: list[tuple[int, bool, Row]], delta: SummaryDelta) -> None:
         """Findings reported again whose content or state changed: their content, state and
@@ -338,6 +351,11 @@ class _Writer:
             "WHERE was_active <> seen_active",
             params,
         )
+        if self.postgres:
+            # Their words may have changed: search indexes them again (findings.search).
+            self.cursor.execute(
+                f"INSERT INTO findings_searchqueue (low, high) SELECT id, id FROM {_CHANGED}"
+            )
         self.cursor.execute(f"DROP TABLE {_CHANGED}")
 
     def _summarise_rewrite(self, delta: SummaryDelta) -> None:

@@ -250,8 +250,7 @@ class Finding(models.Model):
                 name="finding_identity",
             )
         ]
-        # The dashboard reads OpenFindingCount, not this table. Search has an expression GIN
-        # index made by migration 0007 (PostgreSQL only; see findings.search).
+        # The dashboard reads OpenFindingCount and search reads FindingWords, not this table.
         indexes = [
             # "Assigned to me", and expired risk acceptances: only rows that have a value are
             # in these indexes, so an inserted finding adds nothing to them.
@@ -431,3 +430,34 @@ class FindingDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.severity}: +{self.opened} -{self.fixed}"
+
+
+class FindingWords(models.Model):
+    """The words search looks for in a finding (findings.search), under a GIN index
+    (PostgreSQL; migration 0007). Written after the upload that stored the finding, from
+    SearchQueue, so that an upload pays nothing for search."""
+
+    finding = models.OneToOneField(
+        Finding,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        db_constraint=False,
+        related_name="+",
+    )
+    words = models.TextField()
+
+    def __str__(self) -> str:
+        return f"words of {self.finding_id}"
+
+
+class SearchQueue(models.Model):
+    """Findings whose words are not (or no longer) in FindingWords: a range of ids per upload
+    that created findings, and each finding an upload rewrote. A range may hold ids of other
+    uploads too (ids are handed out to every session from one sequence): indexing a finding
+    twice is harmless."""
+
+    low = models.BigIntegerField()
+    high = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"findings {self.low}..{self.high}"

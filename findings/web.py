@@ -37,6 +37,7 @@ from findings.forms import (
     TriageForm,
 )
 from findings.models import SEVERITY_ORDER, Finding
+from findings.search import search_index_catch_up
 from findings.selectors import (
     EXPORT_COLUMNS,
     finding_trends,
@@ -116,6 +117,8 @@ def finding_list(request: HttpRequest) -> HttpResponse:
     form = _filter_form(request, request.GET)
     page = None
     if form.is_valid():
+        if form.cleaned_data["q"]:
+            search_index_catch_up()
         page = staff_findings_page(
             form.filters(),
             search=form.cleaned_data["q"],
@@ -176,6 +179,8 @@ def finding_bulk_triage(request: HttpRequest) -> HttpResponse:
         if not filters.is_valid():
             messages.error(request, "These filters are not valid; apply them again.")
             return HttpResponseRedirect(back)
+        if filters.cleaned_data["q"]:
+            search_index_catch_up()
         ids = staff_selection_ids(
             filters.filters(),
             search=filters.cleaned_data["q"],
@@ -225,6 +230,8 @@ def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
     form = _filter_form(request, request.GET)
     if not form.is_valid():
         raise Http404("These filters are not valid.")
+    if form.cleaned_data["q"]:
+        search_index_catch_up()
     return staff_export_rows(form.filters(), search=form.cleaned_data["q"], sort=form.chosen_sort)
 
 
@@ -301,6 +308,7 @@ def finding_export_json(request: HttpRequest) -> StreamingHttpResponse:
 @staff_required
 def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
     findings_reopen_expired()
+    search_index_catch_up()  # "the same CVE elsewhere" is a search
     found = finding_with_history(pk)
     if found is None:
         raise Http404("No such finding.")

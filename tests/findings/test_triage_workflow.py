@@ -436,7 +436,8 @@ def test_search_finds_whole_words_of_title_path_component_cve_and_id(client, wri
 
 
 def test_a_search_is_answered_by_the_search_index(client, writer):
-    """The query's expression is the index's (findings.search.TERMS_SQL, migration 0007)."""
+    """The query's expression is the index's (findings.search.WORDS_ARRAY_SQL, migration
+    0007)."""
     post(client, writer, documented_body(sast(3)))
     queryset = Finding.objects.filter(selectors.search_q("issue 1"))
     sql, params = queryset.values("id").query.sql_with_params()
@@ -444,4 +445,24 @@ def test_a_search_is_answered_by_the_search_index(client, writer):
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "finding_search_idx" in plan
+    assert "finding_words_idx" in plan
+
+
+def test_search_finds_what_an_upload_just_stored_or_reworded(client, writer, staff_client):
+    """Uploads only queue their findings for the search index; a search indexes the queue
+    first, so it never misses a stored finding."""
+    post(client, writer, documented_body(sast(2), build_id="1"))
+    assert _titles(staff_client.get("/findings/", {"q": "issue 1"})) == ["Issue 1"]
+    reworded = sast(2)
+    reworded[1]["title"] = "Open redirect in login"
+    post(client, writer, documented_body(reworded, build_id="2"))
+    assert _titles(staff_client.get("/findings/", {"q": "redirect"})) == ["Open redirect in login"]
+    assert _titles(staff_client.get("/findings/", {"q": "issue 1"})) == []
+
+
+def test_the_periodic_command_indexes_what_uploads_queued(client, writer, capsys):
+    post(client, writer, documented_body(sast(3)))
+    call_command("indexsearch")
+    assert "3 findings indexed for search" in capsys.readouterr().out
+    call_command("indexsearch")
+    assert "0 findings indexed for search" in capsys.readouterr().out
