@@ -27,6 +27,9 @@ def forwards(apps, schema_editor):
             f"USING gin (({WORDS_ARRAY_SQL}))",
             params=None,
         )
+        # The planner needs the index expression's statistics at once: without them it takes
+        # a common word for a rare one and reads every finding that holds it.
+        schema_editor.execute("ANALYZE findings_findingwords")
     summary_recount(connection)
 
 
