@@ -110,6 +110,58 @@ def _filter_form(request: HttpRequest, data: QueryDict) -> FindingFilterForm:
     )
 
 
+def _truncated(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def list_rows(findings: list[Finding]) -> list[dict[str, Any]]:
+    """What the list shows of each finding, worked out here once: a page of 50 rows would
+    otherwise cost some 1,500 template lookups on model properties (most of its time)."""
+    rows = []
+    for finding in findings:
+        if finding.scan_type == "SCA" and finding.component_name:
+            package = finding.component_name
+            if finding.component_version:
+                package += "@" + finding.component_version
+            location, fix = "", finding.component_fix
+        else:
+            package, fix = "", ""
+            location = _truncated(finding.file_path or finding.component_name, 60)
+            if finding.line_number:
+                location += f":{finding.line_number}"
+        seen_at: datetime = finding.seen_at  # type: ignore[attr-defined]
+        overdue = finding.overdue
+        status = finding.status
+        rows.append(
+            {
+                "pk": finding.pk,
+                "url": reverse("finding-detail", args=[finding.pk]),
+                "title": _truncated(finding.title, 120),
+                "severity": finding.severity.lower(),
+                "repository": finding.repository_name,
+                "branch": finding.branch_name,
+                "scan_type": finding.scan_type,
+                "package": package,
+                "fix": fix,
+                "location": location,
+                "status": status,
+                "status_class": status.lower().replace(" ", "-"),
+                "first_seen": finding.first_seen_at.strftime("%Y-%m-%d"),
+                "age": finding.age_days,
+                "overdue": overdue,
+                "due": (
+                    f"Open past its {finding.sla_days}-day SLA (due {finding.sla_due:%Y-%m-%d})"
+                    if overdue
+                    else ""
+                ),
+                "assignee": finding.assignee.get_username() if finding.assignee else "—",
+                "seen_iso": seen_at.isoformat(),
+                "seen": seen_at.strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    return rows
+
+
 @require_GET
 @staff_required
 def finding_list(request: HttpRequest) -> HttpResponse:
@@ -145,6 +197,7 @@ def finding_list(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "page": page,
+            "rows": list_rows(page.findings) if page else [],
             "next_url": page_link(page.next_cursor, "next") if page else None,
             "previous_url": page_link(page.previous_cursor, "previous") if page else None,
             "first_url": "?" + query.urlencode(),

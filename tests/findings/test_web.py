@@ -71,7 +71,7 @@ def test_filters_search_and_sorting(client, writer, staff_client):
     def titles(**params):
         page = staff_client.get("/findings/", params)
         assert page.status_code == 200
-        return re.findall(r'href="/findings/\d+/">([^<]+)</a>', page.content.decode())
+        return re.findall(r'href="/findings/\d+/"[^>]*>([^<]+)</a>', page.content.decode())
 
     assert titles(severity="CRITICAL") == ["Hard-coded AWS key"]
     assert titles(q="aws") == ["Hard-coded AWS key"]
