@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -387,6 +387,20 @@ def _back_to(pk: int) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("finding-detail", args=[pk]))
 
 
+def _on_finding(request: HttpRequest, pk: int, change: Callable[[], str]) -> HttpResponse:
+    """Make a change to one finding and go back to its page: the message `change` returns,
+    or why the service refused; a 404 for a finding that does not exist."""
+    try:
+        done = change()
+    except TriageRefused as exc:
+        messages.error(request, str(exc))
+    except Finding.DoesNotExist as exc:
+        raise Http404("No such finding.") from exc
+    else:
+        messages.success(request, done)
+    return _back_to(pk)
+
+
 @require_POST
 @staff_required
 def finding_triage_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -395,21 +409,19 @@ def finding_triage_view(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a triage action (and a valid date, if any).")
         return _back_to(pk)
-    try:
+    data = form.cleaned_data
+
+    def triage() -> str:
         findings_triage(
             ids=[pk],
-            action=TriageAction(form.cleaned_data["action"]),
+            action=TriageAction(data["action"]),
             actor=user,
-            reason=form.cleaned_data["reason"],
-            until=form.cleaned_data["until"],
+            reason=data["reason"],
+            until=data["until"],
         )
-    except TriageRefused as exc:
-        messages.error(request, str(exc))
-    except Finding.DoesNotExist as exc:
-        raise Http404("No such finding.") from exc
-    else:
-        messages.success(request, "Triage recorded. Uploads will not change it.")
-    return _back_to(pk)
+        return "Triage recorded. Uploads will not change it."
+
+    return _on_finding(request, pk, triage)
 
 
 @require_POST
@@ -421,20 +433,15 @@ def finding_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose someone to assign.")
         return _back_to(pk)
     assignee_id = form.cleaned_data["assignee"]
-    assignee = User.objects.filter(pk=assignee_id).first() if assignee_id else None
-    try:
+
+    def assign() -> str:
+        assignee = User.objects.filter(pk=assignee_id).first() if assignee_id else None
         if assignee_id and assignee is None:
             raise TriageRefused("No such user.")
         finding_assign(finding_id=pk, assignee=assignee, actor=user)
-    except TriageRefused as exc:
-        messages.error(request, str(exc))
-    except Finding.DoesNotExist as exc:
-        raise Http404("No such finding.") from exc
-    else:
-        messages.success(
-            request, f"Assigned to {assignee.get_username()}." if assignee else "Unassigned."
-        )
-    return _back_to(pk)
+        return f"Assigned to {assignee.get_username()}." if assignee else "Unassigned."
+
+    return _on_finding(request, pk, assign)
 
 
 @require_POST
@@ -446,12 +453,9 @@ def finding_comment_view(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Write a comment of at most 5,000 characters.")
         return _back_to(pk)
-    try:
+
+    def comment() -> str:
         finding_comment_add(finding_id=pk, author=user, body=form.cleaned_data["body"])
-    except TriageRefused as exc:
-        messages.error(request, str(exc))
-    except Finding.DoesNotExist as exc:
-        raise Http404("No such finding.") from exc
-    else:
-        messages.success(request, "Comment added.")
-    return _back_to(pk)
+        return "Comment added."
+
+    return _on_finding(request, pk, comment)
