@@ -355,7 +355,9 @@ def empty_findings() -> None:
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE findings_findingevent, findings_finding, findings_stream, findings_upload"
+            "TRUNCATE findings_findingevent, findings_findingcomment, findings_finding, "
+            "findings_openfindingcount, findings_findingday, findings_findingwords, "
+            "findings_searchqueue, findings_scannerrule, findings_stream, findings_upload"
         )
         conn.execute("CHECKPOINT")
 

@@ -14,7 +14,9 @@ narrow read of the stream (finding_id, id, content digest, active); then
 - a finding that was active and is absent becomes mitigated in this build, and its last
   sighting is frozen at the previous upload (the last one that reported it);
 - a finding that was mitigated and is reported again is reactivated;
-- staff triage (false positive, risk accepted) is in no statement here.
+- staff triage (false positive, risk accepted) is in no statement here;
+- the dashboard's figures (findings.summary) follow, from what these statements did: counted
+  while new rows stream by, returned by the mitigation, read with the rewrite's join.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from findings.normalize import (
     ROW_SEEN_ACTIVE,
     Row,
 )
+from findings.summary import SummaryDelta, as_date, day_sql, seconds_between_sql
 
 # The columns of a Row (findings.normalize.Row), in order, with their PostgreSQL types.
 ROW_COLUMNS = [
@@ -91,6 +94,7 @@ _CHANGED_COLUMNS = [("id", "int8"), ("was_active", "bool"), *ROW_COLUMNS]
 _NAIVE_UTC = frozenset({"creation_date", "last_update_date"})
 _BYTES_AS_SENT = {"json": "bytea", "jsonb": "bytea"}
 _BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
+_SEVERITY = [name for name, _ in ROW_COLUMNS].index("severity")
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
 _RULES = "gerion_scanner_rule_new"
@@ -131,12 +135,16 @@ def merge_upload(
     """Store the rows of one upload (each finding_id once, else RepeatedFindingId) and keep
     the lifecycle; new findings are written while the next rows are being read."""
     writer = _Writer(connection, context)
+    delta = SummaryDelta()
+    today = context.now.date()
     with connection.cursor() as cursor:
         writer.cursor = cursor
         stored = writer.stored_state()
         seen: set[str] = set()
         changed: list[tuple[int, bool, Row]] = []
         reactivated = reported_fixed = 0
+        # New findings by severity: (all, open). A dict increment per row, no index.
+        new_by_severity: dict[str, list[int]] = {}
 
         def new_rows() -> Iterator[Row]:
             nonlocal reactivated, reported_fixed
@@ -147,6 +155,11 @@ def merge_upload(
                 seen.add(finding_id)
                 before = stored.pop(finding_id, None)
                 if before is None:
+                    tally = new_by_severity.get(row[_SEVERITY])
+                    if tally is None:
+                        tally = new_by_severity[row[_SEVERITY]] = [0, 0]
+                    tally[0] += 1
+                    tally[1] += row[ROW_SEEN_ACTIVE]
                     yield row
                     continue
                 pk, digest, was_active = before
@@ -160,13 +173,17 @@ def merge_upload(
                     reported_fixed += 1
 
         created = writer.insert(new_rows())
+        for severity, (new, new_open) in new_by_severity.items():
+            delta.opened[(today, severity)] += new
+            delta.open[(context.repository_name, severity, today)] += new_open
         # What is left was not reported: the open ones are gone in this build. (With no
         # previous upload nothing was open; only rows not written by uploads could be.)
         absent = [pk for pk, _, was_active in stored.values() if was_active]
         stored.clear()
-        gone = writer.mitigate(absent) if absent and context.previous_upload_id else 0
+        gone = writer.mitigate(absent, delta) if absent and context.previous_upload_id else 0
         if changed:
-            writer.rewrite(changed)
+            writer.rewrite(changed, delta)
+        delta.apply(cursor, connection)
     return MergeCounts(
         created=created,
         updated=len(seen) - created,
@@ -236,9 +253,10 @@ class _Writer:
         )
         return {fid: (pk, digest, bool(active)) for fid, pk, digest, active in self.cursor}
 
-    def mitigate(self, ids: list[int]) -> int:
+    def mitigate(self, ids: list[int], delta: SummaryDelta) -> int:
         """Open findings this upload does not report: mitigated in this build, last seen in
-        the previous upload (an empty scan mitigates them all)."""
+        the previous upload (an empty scan mitigates them all). Adds to `delta` what that
+        closed and fixed."""
         update = (
             "UPDATE findings_finding SET active = FALSE, mitigated = TRUE, "
             "mitigated_at = %(now)s, mitigated_on_build_id = %(build)s, "
@@ -249,21 +267,43 @@ class _Writer:
             "INSERT INTO findings_findingevent (finding_id, kind, at, upload_id, build_id, "
             "reason) SELECT id, 'mitigated', %(now)s, %(upload)s, %(build)s, '' FROM "
         )
+        # What they were: severity, first-seen day, whether open (untriaged), time to fix.
+        connection = self.cursor.db
+        summary = (
+            f"SELECT severity, {day_sql(connection, 'first_seen_at')}, "
+            "NOT (false_positive OR risk_accepted), count(*), "
+            f"sum({seconds_between_sql(connection, 'first_seen_at', '%(now)s')}) FROM "
+        )
+        grouped = " GROUP BY 1, 2, 3"
         if self.postgres:
-            # One statement: update, and write the history from what was updated.
+            # One statement: update, write the history and sum up from what was updated.
             self.cursor.execute(
-                f"WITH gone AS ({update} WHERE id = ANY(%(ids)s) RETURNING id), "
-                f"history AS ({event} gone) SELECT count(*) FROM gone",
+                f"WITH gone AS ({update} WHERE id = ANY(%(ids)s) RETURNING id, severity, "
+                "first_seen_at, false_positive, risk_accepted), "
+                f"history AS ({event} gone) {summary} gone{grouped}",
                 {**self.params, "ids": ids},
             )
-            return int(self.cursor.fetchone()[0])
-        # SQLite: the ids in a temporary table (its bound-parameter limit is low).
-        self.cursor.execute(f"CREATE TEMP TABLE {_GONE} (id integer PRIMARY KEY)")
-        self.cursor.executemany(f"INSERT INTO {_GONE} (id) VALUES (%s)", [(pk,) for pk in ids])
-        self.cursor.execute(f"{event} {_GONE}", self.params)
-        self.cursor.execute(f"{update} WHERE id IN (SELECT id FROM {_GONE})", self.params)
-        count = int(self.cursor.rowcount)
-        self.cursor.execute(f"DROP TABLE {_GONE}")
+            groups = self.cursor.fetchall()
+        else:
+            # SQLite: the ids in a temporary table (its bound-parameter limit is low).
+            self.cursor.execute(f"CREATE TEMP TABLE {_GONE} (id integer PRIMARY KEY)")
+            self.cursor.executemany(f"INSERT INTO {_GONE} (id) VALUES (%s)", [(pk,) for pk in ids])
+            self.cursor.execute(f"{event} {_GONE}", self.params)
+            self.cursor.execute(f"{update} WHERE id IN (SELECT id FROM {_GONE})", self.params)
+            self.cursor.execute(
+                f"{summary} findings_finding WHERE id IN (SELECT id FROM {_GONE}){grouped}",
+                self.params,
+            )
+            groups = self.cursor.fetchall()
+            self.cursor.execute(f"DROP TABLE {_GONE}")
+        today = self.context.now.date()
+        count = 0
+        for severity, first_day, was_open, n, seconds in groups:
+            count += n
+            delta.fixed[(today, severity)] += n
+            delta.fix_seconds[(today, severity)] += int(seconds or 0)
+            if was_open:
+                delta.open[(self.context.repository_name, severity, as_date(first_day))] -= n
         return count
 
     def insert(self, rows: Iterator[Row]) -> int:
@@ -280,12 +320,26 @@ class _Writer:
              *untriaged, *seen, *seen)
             for row in rows
         )  # fmt: skip
-        return self._write("findings_finding", _NEW_COLUMNS, full)
+        if not self.postgres:
+            return self._write("findings_finding", _NEW_COLUMNS, full)
+        # Search indexes the new findings later (findings.search): queue the ids they got,
+        # which lie between the sequence's value before the COPY and this session's last.
+        self.cursor.execute("SELECT last_value FROM findings_finding_id_seq")
+        low = int(self.cursor.fetchone()[0])
+        count = self._write("findings_finding", _NEW_COLUMNS, full)
+        if count:
+            self.cursor.execute(
+                "INSERT INTO findings_searchqueue (low, high) "
+                "VALUES (%s, currval('findings_finding_id_seq'))",
+                [low],
+            )
+        return count
 
-    def rewrite(self, changed: list[tuple[int, bool, Row]]) -> None:
+    def rewrite(self, changed: list[tuple[int, bool, Row]], delta: SummaryDelta) -> None:
         """Findings reported again whose content or state changed: their content, state and
         last sighting; a finding fixed before and still reported fixed keeps the build that
-        fixed it. The history records what this upload reactivated or the scanner fixed."""
+        fixed it. The history records what this upload reactivated or the scanner fixed, and
+        `delta` what it opened, closed or moved to another severity."""
         if self.postgres:
             columns = ", ".join(f"{name} {kind}" for name, kind in _CHANGED_COLUMNS)
             self.cursor.execute(f"CREATE TEMP TABLE {_CHANGED} ({columns}) ON COMMIT DROP")
@@ -315,6 +369,7 @@ class _Writer:
         params = self.params
         if not self.postgres:
             self.cursor.execute(f"CREATE INDEX {_CHANGED}_id ON {_CHANGED} (id)")
+        self._summarise_rewrite(delta)
         self.cursor.execute(
             f"UPDATE findings_finding SET {assignments} FROM {_CHANGED} AS s "
             "WHERE findings_finding.id = s.id",
@@ -327,7 +382,40 @@ class _Writer:
             "WHERE was_active <> seen_active",
             params,
         )
+        if self.postgres:
+            # Their words may have changed: search indexes them again (findings.search).
+            self.cursor.execute(
+                f"INSERT INTO findings_searchqueue (low, high) SELECT id, id FROM {_CHANGED}"
+            )
         self.cursor.execute(f"DROP TABLE {_CHANGED}")
+
+    def _summarise_rewrite(self, delta: SummaryDelta) -> None:
+        """Before the rewrite: what it will open, close and fix, from the stored state (f)
+        and the reported one (s)."""
+        connection = self.cursor.db
+        first_day = day_sql(connection, "f.first_seen_at")
+        self.cursor.execute(
+            f"SELECT f.severity, s.severity, {first_day}, f.active, s.seen_active, "
+            "f.false_positive OR f.risk_accepted, count(*), "
+            f"sum({seconds_between_sql(connection, 'f.first_seen_at', '%(now)s')}) "
+            f"FROM findings_finding f JOIN {_CHANGED} s ON f.id = s.id "
+            "WHERE f.active <> s.seen_active OR f.severity <> s.severity "
+            "GROUP BY 1, 2, 3, 4, 5, 6",
+            self.params,
+        )
+        today = self.context.now.date()
+        repository = self.context.repository_name
+        for old, new, first_day_value, was, now_active, triaged, n, seconds in self.cursor:
+            day = as_date(first_day_value)
+            if was and not triaged:
+                delta.open[(repository, old, day)] -= n
+            if now_active and not triaged:
+                delta.open[(repository, new, day)] += n
+            if was and not now_active:
+                delta.fixed[(today, old)] += n
+                delta.fix_seconds[(today, old)] += int(seconds or 0)
+            elif now_active and not was:
+                delta.opened[(today, new)] += n
 
     def _write(self, table: str, columns: list[tuple[str, str]], rows: Iterator[Any]) -> int:
         """Rows into `table`, as they come; how many."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from apikeys.models import ApiKey
 
@@ -83,6 +85,12 @@ class Severity(models.TextChoices):
 # Most severe first: the order of dashboards, filters and sorting.
 SEVERITY_ORDER = [s.value for s in Severity]
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITY_ORDER)}
+
+
+def sla_days(severity: str) -> int | None:
+    """Days a finding of this severity may stay open (None: no SLA)."""
+    days: int | None = settings.GERION_SLA_DAYS.get(severity)
+    return days
 
 
 class ScanType(models.TextChoices):
@@ -210,6 +218,21 @@ class Finding(models.Model):
         db_index=False,
     )
     triaged_at = models.DateTimeField(null=True, blank=True)
+    # A risk accepted until this day (inclusive, UTC) reopens by itself the day after
+    # (findings.services.findings_reopen_expired). Null: accepted with no end.
+    risk_accepted_until = models.DateField(null=True, blank=True)
+    # Who on the staff is on it. No database constraint (Django still clears it when the user
+    # is deleted) and only a partial index: every inserted finding is unassigned, and neither
+    # a foreign-key trigger nor an index entry should cost each of them.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
 
     # When and where the finding was first reported, and last reported *as stored*: an active
     # finding is last seen in its stream's latest upload (Stream.head_*), which these columns
@@ -244,12 +267,19 @@ class Finding(models.Model):
                 name="finding_identity",
             )
         ]
+        # The dashboard reads OpenFindingCount and search reads FindingWords, not this table.
         indexes = [
-            # Dashboard: open findings by repository and severity (index-only scan).
+            # "Assigned to me", and expired risk acceptances: only rows that have a value are
+            # in these indexes, so an inserted finding adds nothing to them.
             models.Index(
-                fields=["repository_name", "severity"],
-                condition=Q(active=True, false_positive=False, risk_accepted=False),
-                name="finding_open_idx",
+                fields=["assignee"],
+                condition=Q(assignee__isnull=False),
+                name="finding_assignee_idx",
+            ),
+            models.Index(
+                fields=["risk_accepted_until"],
+                condition=Q(risk_accepted_until__isnull=False),
+                name="finding_risk_until_idx",
             ),
             # Staff list, most severe first, newest first within a severity (keyset pages), for
             # all repositories and for one. The pattern operator class also answers an API
@@ -281,6 +311,30 @@ class Finding(models.Model):
         return finding_status(
             active=self.active, false_positive=self.false_positive, risk_accepted=self.risk_accepted
         )
+
+    @property
+    def is_open(self) -> bool:
+        return self.active and not (self.false_positive or self.risk_accepted)
+
+    @property
+    def age_days(self) -> int:
+        """Whole days since the day (UTC) it was first seen."""
+        return (timezone.now().date() - self.first_seen_at.astimezone(UTC).date()).days
+
+    @property
+    def sla_days(self) -> int | None:
+        return sla_days(self.severity)
+
+    @property
+    def sla_due(self) -> date | None:
+        days = self.sla_days
+        return None if days is None else self.first_seen_at.astimezone(UTC).date() + timedelta(days)
+
+    @property
+    def overdue(self) -> bool:
+        """Open past its severity's SLA (GERION_SLA_DAYS)."""
+        days = self.sla_days
+        return self.is_open and days is not None and self.age_days > days
 
 
 class ScannerRule(models.Model):
@@ -323,6 +377,8 @@ class FindingEvent(models.Model):
         FALSE_POSITIVE = "false_positive", "Marked false positive"
         RISK_ACCEPTED = "risk_accepted", "Risk accepted"
         REOPENED = "reopened", "Reopened by staff"
+        RISK_EXPIRED = "risk_expired", "Reopened: risk acceptance expired"
+        ASSIGNED = "assigned", "Assigned"
 
     finding = models.ForeignKey(
         Finding, on_delete=models.CASCADE, related_name="events", db_index=False
@@ -337,6 +393,11 @@ class FindingEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.TextField(blank=True)
+    # Risk accepted: until when (inclusive). Assigned: to whom (null: unassigned).
+    until = models.DateField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -344,3 +405,94 @@ class FindingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.finding_id} {self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class FindingComment(models.Model):
+    """A staff member's note on a finding."""
+
+    finding = models.ForeignKey(
+        Finding, on_delete=models.CASCADE, related_name="comments", db_index=False
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+    body = models.TextField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["finding", "at"], name="finding_comment_idx")]
+
+    def __str__(self) -> str:
+        return f"comment on {self.finding_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class OpenFindingCount(models.Model):
+    """How many open findings (active, not triaged) a repository has of a severity, by the day
+    (UTC) they were first seen: the dashboard's figures, overdue ones included, without
+    reading findings. Kept in step in the same transaction by every write that opens or
+    closes a finding (findings.summary); `manage.py recountfindings` rebuilds it."""
+
+    repository_name = models.CharField(max_length=255)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    first_seen_on = models.DateField()
+    count = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository_name", "severity", "first_seen_on"], name="open_count_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository_name} {self.severity} {self.first_seen_on}: {self.count}"
+
+
+class FindingDay(models.Model):
+    """What uploads did on a day (UTC), per severity: findings opened (new and open, or
+    reactivated) and fixed (mitigated), with the total time those took to fix: the status
+    history summed by day, for the trend chart and mean time to fix."""
+
+    day = models.DateField()
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    opened = models.IntegerField(default=0)
+    fixed = models.IntegerField(default=0)
+    fix_seconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "severity"], name="finding_day_key")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.severity}: +{self.opened} -{self.fixed}"
+
+
+class FindingWords(models.Model):
+    """The words search looks for in a finding (findings.search), under a GIN index
+    (PostgreSQL; migration 0007). Written after the upload that stored the finding, from
+    SearchQueue, so that an upload pays nothing for search."""
+
+    finding = models.OneToOneField(
+        Finding,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        db_constraint=False,
+        related_name="+",
+    )
+    words = models.TextField()
+
+    def __str__(self) -> str:
+        return f"words of {self.finding_id}"
+
+
+class SearchQueue(models.Model):
+    """Findings whose words are not (or no longer) in FindingWords: a range of ids per upload
+    that created findings, and each finding an upload rewrote. A range may hold ids of other
+    uploads too (ids are handed out to every session from one sequence): indexing a finding
+    twice is harmless."""
+
+    low = models.BigIntegerField()
+    high = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"findings {self.low}..{self.high}"

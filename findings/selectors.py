@@ -6,9 +6,11 @@ import functools
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 
-from django.db import models
+from django.conf import settings
+from django.db import connection, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BigIntegerField,
@@ -22,18 +24,23 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     When,
 )
 from django.db.models.fields.json import KT
 from django.db.models.lookups import Lookup
 from django.db.models.sql.compiler import SQLCompiler
+from django.utils import timezone
 
 from apikeys.repositories import allows_all, like_pattern, sqlite_glob_pattern
 from findings.models import (
     SEVERITY_ORDER,
     SEVERITY_RANK,
     Finding,
+    FindingComment,
+    FindingDay,
     FindingEvent,
+    OpenFindingCount,
     ScannerRule,
     Status,
     Stream,
@@ -41,6 +48,7 @@ from findings.models import (
     finding_status,
 )
 from findings.sarif import ROW_FIELDS as SARIF_ROW_FIELDS
+from findings.search import search_q
 
 # What GET /api/v1/findings returns for each finding (besides `status`).
 API_FIELDS = [
@@ -114,6 +122,9 @@ class FindingFilters:
     # The API key's repositories (apikeys.repositories globs): every API read passes its
     # principal's `repository_patterns`; None (staff pages) means no restriction.
     repository_patterns: tuple[str, ...] | None = None
+    # Staff pages: findings assigned to this user; open findings past their SLA.
+    assignee_id: int | None = None
+    overdue: bool = False
 
 
 class RepositoryGlob(Lookup[str]):
@@ -192,7 +203,22 @@ def findings_filtered(filters: FindingFilters) -> QuerySet[Finding]:
         queryset = queryset.filter(status_q(Status.ACTIVE))
     if filters.status is not None:
         queryset = queryset.filter(status_q(filters.status))
+    if filters.assignee_id is not None:
+        queryset = queryset.filter(assignee_id=filters.assignee_id)
+    if filters.overdue:
+        queryset = queryset.filter(status_q(Status.ACTIVE) & overdue_q(timezone.now().date()))
     return queryset
+
+
+def overdue_q(today: date) -> Q:
+    """Findings first seen before their severity's SLA window: first seen on a day more than
+    SLA days before `today` (UTC). Open or not: combine with the status."""
+    condition = Q(pk__in=[])
+    for severity, days in settings.GERION_SLA_DAYS.items():
+        if severity in SEVERITY_RANK:
+            cutoff = datetime.combine(today - timedelta(days=days), time.min, tzinfo=UTC)
+            condition |= Q(severity_rank=SEVERITY_RANK[severity], first_seen_at__lt=cutoff)
+    return condition
 
 
 def findings_api_page(
@@ -246,6 +272,8 @@ def scanner_data_of(finding: Finding) -> dict[str, Any]:
     return data
 
 
+R = TypeVar("R")
+
 # --- staff pages ------------------------------------------------------------------------------
 
 STAFF_PAGE_SIZE = 50
@@ -262,20 +290,96 @@ class RepositoryCounts:
         return sum(self.counts.values())
 
 
-def open_findings_by_repository() -> tuple[list[RepositoryCounts], dict[str, int]]:
-    """Open (active, untriaged) findings per repository and severity, most open first, and the
-    totals per severity. One grouped query over the finding_open_idx partial index."""
-    open_q = Finding.objects.filter(active=True, false_positive=False, risk_accepted=False)
-    grouped = open_q.values("repository_name", "severity").annotate(n=Count("id"))
+def _summary_overdue_q(today: date) -> Q:
+    """OpenFindingCount rows of findings past their severity's SLA on `today`."""
+    late = Q(pk__in=[])
+    for severity, days in settings.GERION_SLA_DAYS.items():
+        late |= Q(severity=severity, first_seen_on__lt=today - timedelta(days=days))
+    return late
+
+
+def open_findings_by_repository(
+    today: date | None = None,
+) -> tuple[list[RepositoryCounts], dict[str, int], dict[str, int]]:
+    """Open (active, untriaged) findings per repository and severity, most open first, the
+    totals per severity and the overdue ones per severity. One grouped query over the
+    summary table (findings.summary), whatever the number of findings."""
+    today = today or timezone.now().date()
+    overdue = _summary_overdue_q(today)
+    grouped = (
+        OpenFindingCount.objects.values("repository_name", "severity")
+        .annotate(n=Sum("count"), late=Sum("count", filter=overdue, default=0))
+        .filter(n__gt=0)
+        .order_by()
+    )
     per_repository: dict[str, dict[str, int]] = {}
     totals = dict.fromkeys(SEVERITY_ORDER, 0)
+    late = dict.fromkeys(SEVERITY_ORDER, 0)
     for row in grouped:
         counts = per_repository.setdefault(row["repository_name"], dict.fromkeys(SEVERITY_ORDER, 0))
         counts[row["severity"]] += row["n"]
         totals[row["severity"]] += row["n"]
+        late[row["severity"]] += row["late"]
     rows = [RepositoryCounts(name, counts) for name, counts in per_repository.items()]
     rows.sort(key=lambda r: (-r.total, r.repository_name))
-    return rows, totals
+    return rows, totals, late
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    start: date
+    end: date  # inclusive
+    opened: int
+    fixed: int
+
+
+@dataclass(frozen=True)
+class Trends:
+    days: int
+    bucket_days: int  # 1: a point a day; 7: a week
+    points: list[TrendPoint]
+    mean_days_to_fix: dict[str, float | None]  # severity -> days, most severe first
+    fixed_by_severity: dict[str, int]
+
+
+def finding_trends(days: int, today: date | None = None) -> Trends:
+    """Findings opened (first seen or reactivated) and fixed (mitigated by a scan) per day,
+    or per week past 30 days, over the last `days` days up to today, and the mean time from
+    first seen to fixed per severity over the same days: the status history summed by day
+    (findings.models.FindingDay)."""
+    today = today or timezone.now().date()
+    start = today - timedelta(days=days - 1)
+    bucket = 1 if days <= 31 else 7
+    rows = FindingDay.objects.filter(day__gte=start, day__lte=today).values_list(
+        "day", "severity", "opened", "fixed", "fix_seconds"
+    )
+    opened = [0] * ((days + bucket - 1) // bucket)
+    fixed = [0] * len(opened)
+    fix_seconds = dict.fromkeys(SEVERITY_ORDER, 0)
+    fixed_by_severity = dict.fromkeys(SEVERITY_ORDER, 0)
+    for day, severity, day_opened, day_fixed, seconds in rows:
+        # Buckets end today: the last one is always complete up to now.
+        index = len(opened) - 1 - (today - day).days // bucket
+        if index >= 0:
+            opened[index] += day_opened
+            fixed[index] += day_fixed
+        fix_seconds[severity] = fix_seconds.get(severity, 0) + seconds
+        fixed_by_severity[severity] = fixed_by_severity.get(severity, 0) + day_fixed
+    points = []
+    for index in range(len(opened)):
+        end = today - timedelta(days=(len(opened) - 1 - index) * bucket)
+        points.append(
+            TrendPoint(
+                max(start, end - timedelta(days=bucket - 1)), end, opened[index], fixed[index]
+            )
+        )
+    mean = {
+        severity: (fix_seconds[severity] / fixed_by_severity[severity] / 86400)
+        if fixed_by_severity[severity]
+        else None
+        for severity in SEVERITY_ORDER
+    }
+    return Trends(days, bucket, points, mean, fixed_by_severity)
 
 
 @dataclass(frozen=True)
@@ -322,20 +426,43 @@ def stream_choices() -> dict[str, list[str]]:
 class Sort(models.TextChoices):
     SEVERITY = "severity", "Most severe first"
     NEWEST = "newest", "Newest first"
-    OLDEST = "oldest", "Oldest first"
+    # Ids are handed out as findings are first stored, so id order is first-seen order: the
+    # age sort rides on the primary key, with no index on first_seen_at to pay at insert.
+    OLDEST = "oldest", "Oldest first (age)"
 
 
 # (order_by, keyset condition after a row, keyset condition before a row) per sort. Every
 # order ends in id, so it is total and stable, and each has an index behind it.
-def _keyset(sort: str, values: list[int], forward: bool) -> Q:
-    if sort == Sort.SEVERITY:
-        rank, pk = values
-        if forward:
-            return Q(severity_rank__gt=rank) | Q(severity_rank=rank, id__lt=pk)
-        return Q(severity_rank__lt=rank) | Q(severity_rank=rank, id__gt=pk)
-    (pk,) = values
-    newer = sort == Sort.NEWEST
-    return Q(id__lt=pk) if newer == forward else Q(id__gt=pk)
+def _keyset_slice(
+    queryset: QuerySet[Finding],
+    sort: str,
+    cursor: list[int] | None,
+    *,
+    backwards: bool,
+    limit: int,
+    fetch: Callable[[QuerySet[Finding], int], list[R]],
+) -> list[R]:
+    """Up to `limit` rows after (or before) the cursor, in the sort's order. Each query is a
+    range of one index: in the severity order, the rest of the cursor's severity, then the
+    severities past it. (One OR of the two would be a filter over the index read from its
+    start: the 200th page would read 10,000 entries to skip them.)"""
+    forward_order, backward_order = _ORDER[Sort(sort)]
+    order = backward_order if backwards else forward_order
+    if cursor is None:
+        return fetch(queryset.order_by(*order), limit)
+    if sort != Sort.SEVERITY:
+        (pk,) = cursor
+        newer = (sort == Sort.NEWEST) != backwards
+        return fetch(
+            queryset.filter(Q(id__lt=pk) if newer else Q(id__gt=pk)).order_by(*order), limit
+        )
+    rank, pk = cursor
+    within = Q(id__gt=pk) if backwards else Q(id__lt=pk)
+    rows = fetch(queryset.filter(within, severity_rank=rank).order_by(*order), limit)
+    if len(rows) < limit:
+        past = Q(severity_rank__lt=rank) if backwards else Q(severity_rank__gt=rank)
+        rows += fetch(queryset.filter(past).order_by(*order), limit - len(rows))
+    return rows
 
 
 _ORDER = {
@@ -358,17 +485,6 @@ class StaffPage:
     count_capped: bool
 
 
-def search_q(text: str) -> Q:
-    """Free text over title, file path, component, CVE and the scanner's id."""
-    return (
-        Q(title__icontains=text)
-        | Q(file_path__icontains=text)
-        | Q(component_name__icontains=text)
-        | Q(cve__icontains=text)
-        | Q(finding_id__icontains=text)
-    )
-
-
 def staff_findings_page(
     filters: FindingFilters,
     *,
@@ -381,22 +497,28 @@ def staff_findings_page(
     """One keyset page: its cost does not grow with the page number, whatever the table size.
     Two queries: the page (with last sightings) and a count capped at COUNT_CAP (none when
     searching: a substring search scans what the other filters leave, once is enough)."""
-    queryset = findings_filtered(filters)
-    if search:
-        queryset = queryset.filter(search_q(search))
-    forward_order, backward_order = _ORDER[Sort(sort)]
-    page_qs = queryset
-    if cursor is not None:
-        page_qs = page_qs.filter(_keyset(sort, cursor, forward=not backwards))
-    page_qs = page_qs.order_by(*(backward_order if backwards else forward_order))
-    rows = list(with_last_seen(page_qs)[: page_size + 1])
+    queryset = staff_selection(filters, search=search)
+    counted = None if search else open_count_from_summary(filters)
+    if counted == 0:
+        return StaffPage([], None, None, 0, False)
+    rows = _keyset_slice(
+        queryset,
+        sort,
+        cursor,
+        backwards=backwards,
+        limit=page_size + 1,
+        fetch=lambda qs, n: list(with_last_seen(qs.select_related("assignee"))[:n]),
+    )
     more = len(rows) > page_size
     rows = rows[:page_size]
     if backwards:
         rows.reverse()
     has_next = more if not backwards else True
     has_previous = (cursor is not None) if not backwards else more
-    count = None if search else queryset.order_by()[: COUNT_CAP + 1].count()
+    if counted is not None:
+        count: int | None = counted
+    else:
+        count = None if search else queryset.order_by()[: COUNT_CAP + 1].count()
     return StaffPage(
         findings=rows,
         next_cursor=_cursor_values(sort, rows[-1]) if rows and has_next else None,
@@ -406,13 +528,192 @@ def staff_findings_page(
     )
 
 
-def finding_with_history(pk: int) -> tuple[Finding, list[FindingEvent]] | None:
-    finding = with_last_seen(Finding.objects.select_related("triaged_by")).filter(pk=pk).first()
+def open_count_from_summary(filters: FindingFilters) -> int | None:
+    """The number of open findings the filters select, from the dashboard's summary, when
+    they filter on nothing it does not hold (repository, severity, overdue); else None.
+    Exact where a capped count would have to read every row to find few (overdue ones)."""
+    if filters.status != Status.ACTIVE or (
+        filters.branch_name
+        or filters.scan_type
+        or filters.min_severity
+        or filters.assignee_id is not None
+    ):
+        return None
+    rows = OpenFindingCount.objects.all()
+    if filters.repository_name is not None:
+        rows = rows.filter(repository_name=filters.repository_name)
+    if filters.severities:
+        rows = rows.filter(severity__in=filters.severities)
+    if filters.overdue:
+        rows = rows.filter(_summary_overdue_q(timezone.now().date()))
+    return int(rows.aggregate(n=Sum("count", default=0))["n"])
+
+
+def staff_selection(filters: FindingFilters, *, search: str = "") -> QuerySet[Finding]:
+    """What the list's filters and search select: the list's rows, its bulk triage's "all
+    matching" and its exports are all this."""
+    queryset = findings_filtered(filters)
+    if search:
+        queryset = queryset.filter(search_q(search))
+    return queryset
+
+
+def staff_selection_ids(filters: FindingFilters, *, search: str = "", limit: int) -> list[int]:
+    """The ids of the selection, at most `limit` + 1 of them (one more says "too many")."""
+    return list(
+        staff_selection(filters, search=search)
+        .order_by("id")
+        .values_list("id", flat=True)[: limit + 1]
+    )
+
+
+EXPORT_BATCH = 2_000
+# The API's identity and content fields (its first 9, and component to CVE), then triage.
+EXPORT_FIELDS = [
+    *API_FIELDS[:9],
+    *API_FIELDS[API_FIELDS.index("component_name") : API_FIELDS.index("cve") + 1],
+    "active",
+    "false_positive",
+    "risk_accepted",
+    "risk_accepted_until",
+    "triage_reason",
+    "first_seen_at",
+    "first_seen_build_id",
+    "mitigated_at",
+    "mitigated_on_build_id",
+]
+
+
+def staff_export_rows(
+    filters: FindingFilters, *, search: str = "", sort: str = Sort.SEVERITY
+) -> Iterator[dict[str, Any]]:
+    """Every finding of the selection in the list's order, as plain values (status, last
+    sighting, assignee, age and SLA added), read in keyset batches: no OFFSET, and memory
+    that does not grow with the size of the export."""
+    queryset = staff_selection(filters, search=search)
+    names = [*EXPORT_FIELDS, "severity_rank", "seen_at", "seen_build_id", "assignee__username"]
+    cursor: list[int] | None = None
+    today = timezone.now().date()
+
+    def fetch(selection: QuerySet[Finding], limit: int) -> list[dict[str, Any]]:
+        return list(with_last_seen(selection).values(*names)[:limit])
+
+    while True:
+        batch = _keyset_slice(
+            queryset, sort, cursor, backwards=False, limit=EXPORT_BATCH, fetch=fetch
+        )
+        for row in batch:
+            yield _export_row(row, today)
+        if len(batch) < EXPORT_BATCH:
+            return
+        last = batch[-1]
+        cursor = [last["severity_rank"], last["id"]] if sort == Sort.SEVERITY else [last["id"]]
+
+
+def _export_row(row: dict[str, Any], today: date) -> dict[str, Any]:
+    status = finding_status(
+        active=row["active"],
+        false_positive=row["false_positive"],
+        risk_accepted=row["risk_accepted"],
+    )
+    first_day = row["first_seen_at"].astimezone(UTC).date()
+    sla = settings.GERION_SLA_DAYS.get(row["severity"])
+    age = (today - first_day).days
+    out = {name: row[name] for name in EXPORT_FIELDS[:14]}
+    out.update(
+        status=status,
+        assignee=row["assignee__username"] or "",
+        age_days=age,
+        sla_due=(first_day + timedelta(days=sla)) if sla is not None else None,
+        overdue=status == Status.ACTIVE and sla is not None and age > sla,
+        risk_accepted_until=row["risk_accepted_until"],
+        triage_reason=row["triage_reason"],
+        first_seen_at=row["first_seen_at"],
+        first_seen_build_id=row["first_seen_build_id"],
+        last_seen_at=row["seen_at"],
+        last_seen_build_id=row["seen_build_id"],
+        mitigated_at=row["mitigated_at"],
+        mitigated_on_build_id=row["mitigated_on_build_id"],
+    )
+    return out
+
+
+# The columns of an export, in order (staff_export_rows' keys).
+EXPORT_COLUMNS = [
+    *EXPORT_FIELDS[:14],
+    "status",
+    "assignee",
+    "age_days",
+    "sla_due",
+    "overdue",
+    "risk_accepted_until",
+    "triage_reason",
+    "first_seen_at",
+    "first_seen_build_id",
+    "last_seen_at",
+    "last_seen_build_id",
+    "mitigated_at",
+    "mitigated_on_build_id",
+]
+
+
+@dataclass(frozen=True)
+class FindingPage:
+    finding: Finding
+    events: list[FindingEvent]
+    comments: list[FindingComment]
+    first_upload: Upload | None
+    last_upload: Upload | None
+    same_cve: list[tuple[str, str, int]]  # (cve, repository, open findings), other repos
+
+
+SAME_CVE_LIMIT = 20
+
+
+def finding_with_history(pk: int) -> FindingPage | None:
+    finding = (
+        with_last_seen(Finding.objects.select_related("triaged_by", "assignee"))
+        .filter(pk=pk)
+        .first()
+    )
     if finding is None:
         return None
     events = list(
         FindingEvent.objects.filter(finding=finding)
-        .select_related("actor", "upload")
+        .select_related("actor", "upload", "assignee")
         .order_by("at", "id")
     )
-    return finding, events
+    comments = list(
+        FindingComment.objects.filter(finding=finding).select_related("author").order_by("at", "id")
+    )
+    uploads = Upload.objects.in_bulk(
+        [pk for pk in (finding.first_seen_upload_id, finding.seen_upload_id) if pk]  # type: ignore[attr-defined]
+    )
+    return FindingPage(
+        finding=finding,
+        events=events,
+        comments=comments,
+        first_upload=uploads.get(finding.first_seen_upload_id),
+        last_upload=uploads.get(finding.seen_upload_id),  # type: ignore[attr-defined]
+        same_cve=same_cve_elsewhere(finding),
+    )
+
+
+def same_cve_elsewhere(finding: Finding) -> list[tuple[str, str, int]]:
+    """For each CVE of the finding, the other repositories that have it, with how many
+    findings there (through the search index: the words of the id, then the exact id)."""
+    found: list[tuple[str, str, int]] = []
+    cves = (
+        [c for c in finding.cve if isinstance(c, str)][:5] if isinstance(finding.cve, list) else []
+    )
+    for cve in cves:
+        exact = Q(cve__contains=[cve]) if connection.vendor == "postgresql" else Q()
+        rows = (
+            Finding.objects.filter(search_q(cve), exact)
+            .exclude(repository_name=finding.repository_name)
+            .values("repository_name")
+            .annotate(n=Count("id"))
+            .order_by("-n", "repository_name")[:SAME_CVE_LIMIT]
+        )
+        found.extend((cve, row["repository_name"], row["n"]) for row in rows)
+    return found

@@ -9,12 +9,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, date
 from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apikeys.models import ApiKey
@@ -26,9 +30,10 @@ from findings.merge import (
     merge_upload,
     store_rules,
 )
-from findings.models import Finding, FindingEvent, Stream, Upload
+from findings.models import Finding, FindingComment, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload
 from findings.readers import read_upload
+from findings.summary import SummaryDelta, as_date, summary_recount
 
 logger = logging.getLogger(__name__)
 
@@ -228,38 +233,241 @@ class TriageRefused(Exception):
     """The triage cannot be done as asked; the message says why."""
 
 
-def finding_triage(*, finding_id: int, action: TriageAction, actor: User, reason: str) -> Finding:
-    """Record a staff decision on a finding: who, when, why. Uploads never change it again
+_KIND = {
+    TriageAction.FALSE_POSITIVE: FindingEvent.Kind.FALSE_POSITIVE,
+    TriageAction.RISK_ACCEPTED: FindingEvent.Kind.RISK_ACCEPTED,
+    TriageAction.REOPEN: FindingEvent.Kind.REOPENED,
+}
+# Written in batches: one statement per batch, whatever the size of the selection.
+_BATCH = 5_000
+
+
+def finding_triage(
+    *,
+    finding_id: int,
+    action: TriageAction,
+    actor: User,
+    reason: str,
+    until: date | None = None,
+) -> Finding:
+    """Record a staff decision on one finding: who, when, why. Uploads never change it again
     (findings.merge writes no triage column)."""
+    findings_triage(ids=[finding_id], action=action, actor=actor, reason=reason, until=until)
+    return Finding.objects.get(pk=finding_id)
+
+
+def findings_triage(
+    *,
+    ids: list[int],
+    action: TriageAction,
+    actor: User,
+    reason: str,
+    until: date | None = None,
+    today: date | None = None,
+) -> int:
+    """Record one staff decision on many findings, atomically: each gets the decision and an
+    event in its history (who, when, why, until when). A reopen changes only triaged
+    findings. Returns how many findings changed.
+
+    Raises TriageRefused (nothing changed) without a reason to accept a risk, with an expiry
+    in the past or on another action, or for more than GERION_BULK_TRIAGE_MAX findings;
+    Finding.DoesNotExist when none of `ids` exists."""
     reason = reason.strip()
+    today = today or timezone.now().date()
     if action is TriageAction.RISK_ACCEPTED and not reason:
         raise TriageRefused("Say why the risk is accepted.")
-    with transaction.atomic():
-        finding = Finding.objects.select_for_update().get(pk=finding_id)
-        finding.false_positive = action is TriageAction.FALSE_POSITIVE
-        finding.risk_accepted = action is TriageAction.RISK_ACCEPTED
-        finding.triage_reason = reason
-        finding.triaged_by = actor
-        finding.triaged_at = timezone.now()
-        finding.save(
-            update_fields=[
-                "false_positive",
-                "risk_accepted",
-                "triage_reason",
-                "triaged_by",
-                "triaged_at",
-            ]
+    if until is not None and action is not TriageAction.RISK_ACCEPTED:
+        raise TriageRefused("Only an accepted risk has an expiry date.")
+    if until is not None and until < today:
+        raise TriageRefused("The expiry date is in the past.")
+    if len(ids) > settings.GERION_BULK_TRIAGE_MAX:
+        raise TriageRefused(
+            f"That is {len(ids):,} findings; one triage changes at most "
+            f"{settings.GERION_BULK_TRIAGE_MAX:,}. Narrow the filter."
         )
-        kind = {
-            TriageAction.FALSE_POSITIVE: FindingEvent.Kind.FALSE_POSITIVE,
-            TriageAction.RISK_ACCEPTED: FindingEvent.Kind.RISK_ACCEPTED,
-            TriageAction.REOPEN: FindingEvent.Kind.REOPENED,
-        }[action]
-        FindingEvent.objects.create(
-            finding=finding, kind=kind, at=finding.triaged_at, actor=actor, reason=reason
+    if len(ids) == 1 and not Finding.objects.filter(pk=ids[0]).exists():
+        raise Finding.DoesNotExist
+    with _triage_transaction(ids):
+        changed = _set_triage(
+            ids,
+            kind=_KIND[action],
+            actor=actor,
+            reason=reason,
+            until=until,
+            only_triaged=action is TriageAction.REOPEN,
         )
     logger.info(
-        "finding triaged",
-        extra={"finding": finding.pk, "action": action.value, "actor": actor.get_username()},
+        "findings triaged",
+        extra={"count": changed, "action": action.value, "actor": actor.get_username()},
     )
+    return changed
+
+
+def findings_reopen_expired(*, today: date | None = None) -> int:
+    """Reopen every finding whose risk acceptance ended before `today` (UTC): what the
+    staff pages do on read and `manage.py reopenexpiredrisks` does on a schedule. Returns
+    how many reopened."""
+    today = today or timezone.now().date()
+    expired = Finding.objects.filter(
+        risk_accepted_until__lt=today, risk_accepted=True, false_positive=False
+    )
+    # The partial index on risk_accepted_until answers this without reading findings.
+    if not expired.exists():
+        return 0
+    ids = list(expired.values_list("id", flat=True))
+    with _triage_transaction(ids):
+        changed = _set_triage(
+            ids,
+            kind=FindingEvent.Kind.RISK_EXPIRED,
+            actor=None,
+            reason="",
+            until=None,
+            only_triaged=True,
+            expired_before=today,
+        )
+    if changed:
+        logger.info("expired risk acceptances reopened", extra={"count": changed})
+    return changed
+
+
+def _triage_transaction(ids: list[int]) -> Any:
+    """A transaction that holds the upload locks of every stream the findings belong to,
+    in one order: an upload of those streams waits (and is waited for) instead of
+    interleaving its writes with the triage's, so neither can deadlock the other."""
+
+    @contextmanager
+    def locked() -> Iterator[None]:
+        if connection.vendor != "postgresql":
+            with _embedded_write_lock, transaction.atomic():
+                yield
+            return
+        with transaction.atomic():
+            streams: set[tuple[str, str, str]] = set()
+            for start in range(0, len(ids), _BATCH):
+                streams.update(
+                    Finding.objects.filter(id__in=ids[start : start + _BATCH])
+                    .values_list("repository_name", "branch_name", "scan_type")
+                    .distinct()
+                )
+            with connection.cursor() as cursor:
+                for lock_id in sorted(_stream_lock_id(*stream) for stream in streams):
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+            yield
+
+    return locked()
+
+
+def _set_triage(
+    ids: list[int],
+    *,
+    kind: str,
+    actor: User | None,
+    reason: str,
+    until: date | None,
+    only_triaged: bool,
+    expired_before: date | None = None,
+) -> int:
+    now = timezone.now()
+    reopening = kind in (FindingEvent.Kind.REOPENED, FindingEvent.Kind.RISK_EXPIRED)
+    delta = SummaryDelta()
+    changed = 0
+    for start in range(0, len(ids), _BATCH):
+        batch: QuerySet[Finding] = Finding.objects.filter(id__in=ids[start : start + _BATCH])
+        if only_triaged:
+            batch = batch.exclude(false_positive=False, risk_accepted=False)
+        if expired_before is not None:
+            batch = batch.filter(risk_accepted_until__lt=expired_before, false_positive=False)
+        targets = list(batch.values_list("id", flat=True))
+        if not targets:
+            continue
+        chosen = Finding.objects.filter(id__in=targets)
+        # Open before (active, untriaged) ones close; active triaged ones open on a reopen.
+        opening = chosen.filter(active=True).exclude(false_positive=False, risk_accepted=False)
+        closing = chosen.filter(active=True, false_positive=False, risk_accepted=False)
+        for queryset, sign in ((opening, 1), (closing, -1)) if reopening else ((closing, -1),):
+            for repository, severity, day, n in _open_groups(queryset):
+                delta.open[(repository, severity, day)] += sign * n
+        chosen.update(
+            false_positive=kind == FindingEvent.Kind.FALSE_POSITIVE,
+            risk_accepted=kind == FindingEvent.Kind.RISK_ACCEPTED,
+            risk_accepted_until=until,
+            triage_reason=reason,
+            triaged_by=actor,
+            triaged_at=now,
+        )
+        FindingEvent.objects.bulk_create(
+            [
+                FindingEvent(
+                    finding_id=pk, kind=kind, at=now, actor=actor, reason=reason, until=until
+                )
+                for pk in targets
+            ],
+            batch_size=_BATCH,
+        )
+        changed += len(targets)
+    with connection.cursor() as cursor:
+        delta.apply(cursor, connection)
+    return changed
+
+
+def _open_groups(queryset: QuerySet[Finding]) -> list[tuple[str, str, date, int]]:
+    """(repository, severity, first-seen day, count) of the findings."""
+    groups = (
+        queryset.annotate(day=TruncDate("first_seen_at", tzinfo=UTC))
+        .values_list("repository_name", "severity", "day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [(repo, sev, as_date(day), n) for repo, sev, day, n in groups]
+
+
+# --- assignee and comments -----------------------------------------------------------------
+
+
+def finding_assign(*, finding_id: int, assignee: User | None, actor: User) -> Finding:
+    """Put a staff member on a finding (None: nobody), recorded in its history."""
+    if assignee is not None and not (assignee.is_active and assignee.is_staff):
+        raise TriageRefused("Only active staff can be assigned.")
+    with transaction.atomic():
+        finding = Finding.objects.select_for_update().get(pk=finding_id)
+        if finding.assignee_id == (assignee.pk if assignee else None):
+            return finding
+        finding.assignee = assignee
+        finding.save(update_fields=["assignee"])
+        FindingEvent.objects.create(
+            finding=finding,
+            kind=FindingEvent.Kind.ASSIGNED,
+            at=timezone.now(),
+            actor=actor,
+            assignee=assignee,
+        )
     return finding
+
+
+COMMENT_MAX = 5000
+
+
+def finding_comment_add(*, finding_id: int, author: User, body: str) -> FindingComment:
+    body = body.strip()
+    if not body:
+        raise TriageRefused("Write something to comment.")
+    if len(body) > COMMENT_MAX:
+        raise TriageRefused(f"A comment holds at most {COMMENT_MAX:,} characters.")
+    if not Finding.objects.filter(pk=finding_id).exists():
+        raise Finding.DoesNotExist
+    return FindingComment.objects.create(
+        finding_id=finding_id, author=author, at=timezone.now(), body=body
+    )
+
+
+def findings_recount() -> tuple[int, int]:
+    """Rebuild the dashboard's figures from the findings and their history (a safety net:
+    every write keeps them in step)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Uploads and triage wait while the tables are rebuilt.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "LOCK TABLE findings_openfindingcount, findings_findingday IN EXCLUSIVE MODE"
+                )
+        return summary_recount(connection)

@@ -249,6 +249,19 @@ GERION_LOGIN_USERNAME_FAILURE_RATE = os.environ.get("GERION_LOGIN_USERNAME_FAILU
 # last_used_at is written at most once per key per this many seconds.
 GERION_LAST_USED_RESOLUTION_SECONDS = 60
 
+# --- Staff pages: triage service levels ------------------------------------------------------
+# Days a finding of each severity may stay open (counted from the day it was first seen, UTC)
+# before it is overdue; a severity left out has no SLA. GERION_SLA_DAYS="CRITICAL=7,HIGH=30".
+GERION_SLA_DAYS: dict[str, int] = {
+    severity.strip().upper(): int(days)
+    for severity, _, days in (
+        item.partition("=")
+        for item in env_list("GERION_SLA_DAYS", "CRITICAL=7,HIGH=30,MEDIUM=90,LOW=180")
+    )
+}
+# The most findings one bulk triage may change ("all N matching"): one transaction holds them.
+GERION_BULK_TRIAGE_MAX = env_int("GERION_BULK_TRIAGE_MAX", 100_000)
+
 # --- Django REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apikeys.authentication.ApiKeyJWTAuthentication"],

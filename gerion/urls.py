@@ -5,6 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from gerion.login import limit_failed_logins, limit_password_checks
 
+# The admin carries the service's name, like the staff pages (templates/admin/base_site.html).
+admin.site.site_header = "Gerion"
+admin.site.site_title = "Gerion"
+admin.site.index_title = "Administration"
 # Every form that checks a password counts failures (per address, username and browser).
 admin.site.login = limit_failed_logins(admin.site.login)  # type: ignore[assignment]
 admin.site.password_change = limit_password_checks(  # type: ignore[assignment]

@@ -3,107 +3,23 @@ and see the triage survive an upload made through the API."""
 
 from __future__ import annotations
 
-import random
-from typing import Any
-
 import pytest
-import requests
 from django.contrib.auth.models import Permission
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.browser.conftest import click_and_wait, console_errors, screenshot, sign_in
-from tests.factories import PASSWORD, StaffFactory, SuperuserFactory, make_api_key
+from tests.browser.conftest import (
+    REPOSITORIES,
+    Api,
+    click_and_wait,
+    console_errors,
+    screenshot,
+    sign_in,
+)
+from tests.factories import PASSWORD, StaffFactory, SuperuserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-REPOSITORIES = ["acme/payments", "acme/web-shop", "acme/ledger", "acme/infra", "acme/mobile-api"]
-SEVERITIES = ["Critical", "High", "Medium", "Low", "Info"]
-
-
-class Api:
-    """A CI pipeline: an API key, a token, uploads over HTTP to the live server."""
-
-    def __init__(self, base_url: str, client_id: str = "jenkins-main") -> None:
-        self.base_url = base_url
-        _, self.key = make_api_key(client_id=client_id)
-        response = requests.post(
-            f"{base_url}/api/v1/auth/m2m/authenticate",
-            json={"client_id": client_id},
-            headers={"X-API-Key": self.key},
-            timeout=10,
-        )
-        response.raise_for_status()
-        self.token = response.json()["access_token"]
-
-    def upload(
-        self, repository: str, findings: list[dict], build: str, scan_type: str = "SCA"
-    ) -> dict:
-        body: dict[str, Any] = {
-            "metadata": {
-                "repository_name": repository,
-                "branch_name": "main",
-                "build_id": build,
-                "code_path": ".",
-                "scan_type": scan_type,
-            },
-            "findings": findings,
-        }
-        response = requests.post(
-            f"{self.base_url}/api/v1/findings",
-            json=body,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-
-def realistic_findings(rng: random.Random, repository: str) -> list[dict]:
-    findings = []
-    for i in range(rng.randint(8, 40)):
-        package = rng.choice(["lodash", "log4j-core", "openssl", "jackson-databind", "urllib3"])
-        flaw = rng.choice(["prototype pollution", "RCE", "ReDoS", "SSRF"])
-        version = f"{rng.randint(0, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
-        findings.append(
-            {
-                "finding_id": f"{repository}-{package}-{i}",
-                "title": f"{package}: {flaw}",
-                "severity": rng.choices(SEVERITIES, weights=[1, 3, 5, 4, 2])[0],
-                "file_path": f"{repository.split('/')[1]}/package-lock.json",
-                "component_name": package,
-                "component_version": version,
-                "cve": f"CVE-202{rng.randint(0, 5)}-{rng.randint(1000, 49999)}",
-            }
-        )
-    return findings
-
-
-@pytest.fixture
-def seeded(live_server):
-    api = Api(live_server.url)
-    rng = random.Random(7)
-    for repository in REPOSITORIES:
-        api.upload(repository, realistic_findings(rng, repository), build="100")
-    api.upload(
-        "acme/payments",
-        [
-            {
-                "finding_id": "semgrep-sqli-1",
-                "title": "SQL injection in refund handler",
-                "severity": "Critical",
-                "file_path": "payments/refunds.py",
-                "line_number": 88,
-                "description": "request.GET['q'] reaches cursor.execute() unparameterised.",
-                "cwe": [89],
-                "vendor": {"rule": "python.django.sqli", "confidence": "HIGH"},
-            },
-        ],
-        build="100",
-        scan_type="SAST",
-    )
-    return api
 
 
 def test_staff_triage_journey(page, live_server, seeded):

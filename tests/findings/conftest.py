@@ -176,3 +176,22 @@ def post(client: Client, token: str, body: Any, *, content_type: str = "applicat
 
 def get(client: Client, token: str, **params: Any):
     return client.get(URL, params, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+@pytest.fixture
+def staff(db):
+    """A staff member who may triage."""
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import StaffFactory
+
+    user = StaffFactory(username="analyst")
+    user.user_permissions.add(Permission.objects.get(codename="triage_finding"))
+    return user
+
+
+@pytest.fixture
+def staff_client(staff):
+    client = Client()
+    client.force_login(staff)
+    return client

@@ -56,3 +56,42 @@ def test_uploads_of_different_streams_run_side_by_side(token):
     assert [r.status_code for r in results] == [201] * 6
     assert Finding.objects.count() == 1800
     assert all(r.json()["created"] == 300 for r in results)
+
+
+def test_bulk_triage_and_uploads_of_the_same_streams_at_once_neither_fail_nor_drift(token):
+    """Triage takes the streams' upload locks (in one order) before it writes, so it cannot
+    deadlock with an upload, and the dashboard's figures stay exact."""
+    from django.contrib.auth.models import User
+
+    from findings.models import OpenFindingCount
+    from findings.services import TriageAction, findings_recount, findings_triage
+
+    for branch in ("main", "develop"):
+        assert post(Client(), token, documented_body(sast(400), branch=branch)).status_code == 201
+    actor = User.objects.create_user("triager", is_staff=True)
+    ids = list(Finding.objects.values_list("pk", flat=True))
+
+    def triage():
+        return findings_triage(
+            ids=ids, action=TriageAction.FALSE_POSITIVE, actor=actor, reason="noise"
+        )
+
+    calls = [
+        triage,
+        lambda: post(Client(), token, documented_body(sast(500)[50:], build_id="2")),
+        lambda: post(Client(), token, documented_body(sast(300), branch="develop", build_id="2")),
+    ]
+    changed, *uploads = _in_parallel(calls)
+    assert changed == 800
+    assert [r.status_code for r in uploads] == [201, 201]
+    summary = {
+        (r.repository_name, r.severity, r.first_seen_on): r.count
+        for r in OpenFindingCount.objects.all()
+        if r.count
+    }
+    findings_recount()
+    assert summary == {
+        (r.repository_name, r.severity, r.first_seen_on): r.count
+        for r in OpenFindingCount.objects.all()
+        if r.count
+    }
