@@ -349,13 +349,16 @@ def authenticate(url: str, key: str, client_id: str) -> str:
 
 def empty_findings() -> None:
     """Every round starts on empty findings tables, as the reference does (this benchmark has
-    a database of its own)."""
+    a database of its own); the SARIF rules too, so that each round's SARIF upload stores
+    every rule it describes, as a first upload to a new service does (the worst case: a
+    later upload of the same rules sends none of them again)."""
     import psycopg
 
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE findings_findingevent, findings_finding, findings_stream, findings_upload"
+            "TRUNCATE findings_findingevent, findings_finding, findings_stream, findings_upload, "
+            "findings_scannerrule"
         )
         conn.execute("CHECKPOINT")
 
