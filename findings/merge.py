@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from msgspec import Raw
@@ -210,7 +210,7 @@ def store_rules(connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, byt
         try:
             with transaction.atomic(using=connection.alias):
                 _copy_rules(cursor, "findings_scannerrule", new)
-        except (IntegrityError, psycopg.errors.UniqueViolation):
+        except psycopg.errors.UniqueViolation:  # cursor.copy is not wrapped by Django
             cursor.execute(
                 f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data json) ON COMMIT DROP"
             )
