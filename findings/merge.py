@@ -177,42 +177,45 @@ def merge_upload(
     )
 
 
-def store_rules(connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, bytes | Raw]]) -> None:
-    """The rules an upload's findings refer to (findings.models.ScannerRule), each once:
-    a rule already stored under its digest is the same rule, and is not sent again."""
+def store_rules(
+    connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, str, bytes | Raw]]
+) -> None:
+    """The rules an upload's findings refer to (findings.models.ScannerRule; `rules` maps
+    each digest to its row), each once: a rule already stored under its digest is the same
+    rule, and is not sent again."""
     if not rules:
         return
     # One order for every upload: two that store the same new rules at once wait for each
     # other's commit, in the same order, and never deadlock.
-    ordered = sorted(rules.items())
+    digests = sorted(rules)
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.executemany(
                 "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
                 "ON CONFLICT (digest) DO NOTHING",
-                [(d, rule_id, bytes(data).decode()) for d, (rule_id, data) in ordered],
+                [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in digests],
             )
             return
         # The digests as one text (hex digits, split by PostgreSQL): a list parameter of
         # 100,000 strings costs more to send than the query takes.
         cursor.execute(
             "SELECT digest FROM findings_scannerrule WHERE digest = ANY(string_to_array(%s, ','))",
-            [",".join(digest for digest, _ in ordered)],
+            [",".join(digests)],
         )
         stored = {digest for (digest,) in cursor.fetchall()}
-        new = [(d, rule_id, data) for d, (rule_id, data) in ordered if d not in stored]
+        new = [rules[d] for d in digests if d not in stored]
         if not new:
             return
         # The new ones by binary COPY straight into the table (the JSON text as it was
         # sent, as in _Writer._write). Should another upload store one of them meanwhile,
         # that COPY fails on the digest (once the other commits): then they go through a
-        # scratch table and one insert that skips what is there (three times the work).
+        # scratch table and one insert that skips what is there (twice the work).
         try:
             with transaction.atomic(using=connection.alias):
                 _copy_rules(cursor, "findings_scannerrule", new)
         except psycopg.errors.UniqueViolation:  # cursor.copy is not wrapped by Django
             cursor.execute(
-                f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data json) ON COMMIT DROP"
+                f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data text) ON COMMIT DROP"
             )
             _copy_rules(cursor, _RULES, new)  # in digest order, which the insert reads
             cursor.execute(

@@ -247,7 +247,7 @@ class _RunContext:
     roots: list[str]
     # ParsedUpload.rules: the rules results refer to (as sent: a Raw, or bytes with NULs
     # replaced when the body may hold one).
-    stored: dict[str, tuple[str, bytes | Raw]]
+    stored: dict[str, tuple[str, str, bytes | Raw]]
     may_hold_nul: bool
     rules: dict[tuple[int, int], _RuleInfo | None] = field(default_factory=dict)
     # The rule of a result that names it by ruleId alone.
@@ -423,7 +423,7 @@ def _run_context(
     run: _Run,
     tools: list[tuple[str, str]],
     code_path: str,
-    stored: dict[str, tuple[str, bytes | Raw]],
+    stored: dict[str, tuple[str, str, bytes | Raw]],
     may_hold_nul: bool,
 ) -> _RunContext:
     tool = run.tool or _Tool()
@@ -472,7 +472,7 @@ def _rows(
     for run, context in zip(runs, contexts, strict=True):
         rules = context.rules
         named = context.named
-        driver_rules = len(context.components[0])
+        n_rules = len(context.components[0])  # the driver's
         for index, raw in enumerate(run.results or ()):
             strict = True
             try:
@@ -488,20 +488,19 @@ def _rows(
                 continue
             row = None
             rule_id = result.rule_id
-            if fast and strict and rule_id and result.rule is None:
-                # The rule as _rule_of finds it, in fewer steps.
+            if fast and strict and rule_id:
                 rule_index = result.rule_index
-                if rule_index is None:
+                if rule_index is None and result.rule is None:  # by id alone (Semgrep)
                     info = named.get(rule_id)
                     if info is None and rule_id not in named:
                         info = named[rule_id] = _rule_of(context, result, problems)
-                elif 0 <= rule_index < driver_rules:
-                    key = (0, rule_index)
+                elif result.rule is None and rule_index is not None and 0 <= rule_index < n_rules:
+                    key = (0, rule_index)  # the driver's (Trivy, Checkov)
                     info = rules.get(key)
                     if info is None and key not in rules:
-                        info = _rule_of(context, result, problems)
-                else:
-                    info = None
+                        info = rules[key] = _rule_info(context, key, problems)
+                else:  # a reference into an extension (CodeQL), an index out of range
+                    info = _rule_of(context, result, problems)
                 if info is not None and info.fast_title is not None and info.rule_id == rule_id:
                     row = _fast_row(context, info, result, raw, index, problems)
             if row is None:
@@ -980,8 +979,15 @@ def _rule_info(
                         context.scores[value] = known
             if known is not None:
                 score, severity = known
-        if properties.tags:
-            cwe, vulns, cwe_json = _rule_tag_ids(context, key, properties.tags, problems)
+        tags = properties.tags
+        if tags:
+            try:
+                known_tags = context.tags.get(tuple(tags))
+            except TypeError:  # a tag that is an object or a list
+                known_tags = None
+            if known_tags is None:
+                known_tags = _rule_tag_ids(context, key, tags, problems)
+            cwe, vulns, cwe_json = known_tags
             if vulns:
                 cve = cve + [vuln for vuln in vulns if vuln not in cve]
     level = None
@@ -999,7 +1005,7 @@ def _rule_info(
         if _NUL_ESCAPE in data:
             data = _NUL_ESCAPES.sub(_replace_nul, data)
     digest = blake2b(data, digest_size=16).hexdigest()
-    context.stored[digest] = (rule_id or "", data)
+    context.stored[digest] = (digest, rule_id or "", data)
     title = rule.short_description.text if rule.short_description is not None else None
     description = rule.full_description.text if rule.full_description is not None else None
     title_key = title.strip() if title else ""
@@ -1035,18 +1041,13 @@ def _rule_tag_ids(
     context: _RunContext, key: tuple[int, int], tags: list[Any], problems: n.Problems
 ) -> tuple[list[str], list[str], bytes]:
     """The CWE ids among a rule's tags, the vulnerability ids among them, and the CWE ids
-    as their column holds them (shared by the rules with these tags: not to be changed)."""
-    try:
-        cache_key: tuple[Any, ...] | None = tuple(tags)
-        known = context.tags.get(cache_key)  # type: ignore[arg-type]
-    except TypeError:  # a tag that is an object or a list: read, never cached
-        cache_key, known = None, None
-    if known is None:
-        warned = problems.warning_total
-        cwe: list[str] = []
-        vulns: list[str] = []
-        _tag_ids(tags, cwe, vulns, f"{_rule_path(context, key)}.properties.tags", problems)
-        known = (cwe, vulns, n.jsonb_list(cwe[: n.MAX_LIST_ENTRIES]))
-        if cache_key is not None and problems.warning_total == warned:
-            context.tags[cache_key] = known
+    as their column holds them; kept for the next rule with these tags (which shares them:
+    not to be changed) unless they are not all text or needed a warning."""
+    warned = problems.warning_total
+    cwe: list[str] = []
+    vulns: list[str] = []
+    _tag_ids(tags, cwe, vulns, f"{_rule_path(context, key)}.properties.tags", problems)
+    known = (cwe, vulns, n.jsonb_list(cwe[: n.MAX_LIST_ENTRIES]))
+    if problems.warning_total == warned and all(type(tag) is str for tag in tags):
+        context.tags[tuple(tags)] = known
     return known

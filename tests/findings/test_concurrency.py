@@ -73,7 +73,7 @@ def test_a_sarif_rule_stored_by_another_upload_meanwhile_is_stored_once(token):
     body = (Path(__file__).parent / "fixtures" / "sarif" / "trivy.sarif").read_bytes()
     parsed = read_sarif(body, {"repository_name": "acme/web-shop", "branch_name": "main"})
     list(parsed.rows)
-    digest, (rule_id, data) = max(parsed.rules.items())  # the last one the upload stores
+    digest, rule_id, data = parsed.rules[max(parsed.rules)]  # the last one the upload stores
     responses: list[Any] = []
 
     def sarif_upload() -> None:

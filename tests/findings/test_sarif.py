@@ -415,6 +415,14 @@ def _drop(path: str) -> Any:
 
 RESULT = "runs.0.results.0"
 RULE = "runs.0.tool.driver.rules.0"
+
+
+def _rule_in_an_extension(body: dict[str, Any]) -> None:
+    run = body["runs"][0]
+    rule = copy.deepcopy(run["tool"]["driver"]["rules"][0])
+    run["tool"]["extensions"] = [{"name": "trivy-db", "rules": [rule]}]
+    run["results"][0]["rule"] = {"id": rule["id"], "index": 0, "toolComponent": {"index": 0}}
+
 TRIVY_VARIANTS = {
     "as-written": lambda body: None,
     "result-security-severity": _set(f"{RESULT}.properties", {"security-severity": "9.1"}),
@@ -441,6 +449,7 @@ TRIVY_VARIANTS = {
     "rule-by-id-only": _drop(f"{RESULT}.ruleIndex"),
     "rule-index-out-of-range": _set(f"{RESULT}.ruleIndex", 99),
     "rule-reference": _set(f"{RESULT}.rule", {"id": "CVE-2019-1549", "index": 0}),
+    "rule-in-an-extension": _rule_in_an_extension,
     "unknown-rule": _set(f"{RESULT}.ruleId", "CVE-2024-0001"),
     "fingerprints": _set(f"{RESULT}.fingerprints", {"matchBasedId/v1": "abc"}),
     "partial-fingerprints": _set(f"{RESULT}.partialFingerprints", {"primaryLocationLineHash": "1"}),
@@ -464,7 +473,7 @@ def read_both_ways(body: bytes, **params: str) -> tuple[Any, Any]:
     for careful in (False, True):
         parsed = read_sarif(body, {**STREAM, **params}, careful=careful)
         rows = [(*row[:16], bytes(row[16]), *row[17:]) for row in parsed.rows]
-        rules = {digest: (rule_id, bytes(data)) for digest, (rule_id, data) in parsed.rules.items()}
+        rules = {digest: (*row[:2], bytes(row[2])) for digest, row in parsed.rules.items()}
         ways.append((rows, rules, parsed.problems.warnings, parsed.problems.errors))
     return ways[0], ways[1]
 
