@@ -423,6 +423,7 @@ def _rule_in_an_extension(body: dict[str, Any]) -> None:
     run["tool"]["extensions"] = [{"name": "trivy-db", "rules": [rule]}]
     run["results"][0]["rule"] = {"id": rule["id"], "index": 0, "toolComponent": {"index": 0}}
 
+
 TRIVY_VARIANTS = {
     "as-written": lambda body: None,
     "result-security-severity": _set(f"{RESULT}.properties", {"security-severity": "9.1"}),
