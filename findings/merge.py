@@ -27,8 +27,10 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+from msgspec import Raw
 from psycopg.adapt import PyFormat
 
 from findings.normalize import (
@@ -192,34 +194,63 @@ def merge_upload(
     )
 
 
-def store_rules(connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, bytes]]) -> None:
-    """The rules an upload's findings refer to (findings.models.ScannerRule), each once:
-    a rule already stored under its digest is the same rule (uploads of other streams may
-    store it at the same moment: ON CONFLICT, not a check first)."""
+def store_rules(
+    connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, str, bytes | Raw]]
+) -> None:
+    """The rules an upload's findings refer to (findings.models.ScannerRule; `rules` maps
+    each digest to its row), each once: a rule already stored under its digest is the same
+    rule, and is not sent again."""
+    if not rules:
+        return
+    # One order for every upload: two that store the same new rules at once wait for each
+    # other's commit, in the same order, and never deadlock.
+    digests = sorted(rules)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Binary COPY into a scratch table (the JSON text as it was sent, as in
-            # _Writer._write), then one set-based insert.
-            cursor.execute(
-                f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data json) ON COMMIT DROP"
+        if connection.vendor != "postgresql":
+            cursor.executemany(
+                "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (digest) DO NOTHING",
+                [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in digests],
             )
-            cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
-            statement = f"COPY {_RULES} (digest, rule_id, data) FROM STDIN (FORMAT BINARY)"
-            with cursor.copy(statement) as copy:
-                copy.set_types(["text", "text", "bytea"])
-                for digest, (rule_id, data) in rules.items():
-                    copy.write_row((digest, rule_id, data))
+            return
+        # The digests as one text (hex digits, split by PostgreSQL): a list parameter of
+        # 100,000 strings costs more to send than the query takes.
+        cursor.execute(
+            "SELECT digest FROM findings_scannerrule WHERE digest = ANY(string_to_array(%s, ','))",
+            [",".join(digests)],
+        )
+        stored = {digest for (digest,) in cursor.fetchall()}
+        new = [rules[d] for d in digests if d not in stored]
+        if not new:
+            return
+        # The new ones by binary COPY straight into the table (the JSON text as it was
+        # sent, as in _Writer._write). Should another upload store one of them meanwhile,
+        # that COPY fails on the digest (once the other commits): then they go through a
+        # scratch table and one insert that skips what is there (twice the work).
+        try:
+            with transaction.atomic(using=connection.alias):
+                _copy_rules(cursor, "findings_scannerrule", new)
+        except psycopg.errors.UniqueViolation:  # cursor.copy is not wrapped by Django
+            cursor.execute(
+                f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data text) ON COMMIT DROP"
+            )
+            _copy_rules(cursor, _RULES, new)  # in digest order, which the insert reads
             cursor.execute(
                 f"INSERT INTO findings_scannerrule (digest, rule_id, data) "
                 f"SELECT digest, rule_id, data FROM {_RULES} ON CONFLICT (digest) DO NOTHING"
             )
             cursor.execute(f"DROP TABLE {_RULES}")
-            return
-        cursor.executemany(
-            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
-            "ON CONFLICT (digest) DO NOTHING",
-            [(digest, rule_id, data.decode()) for digest, (rule_id, data) in rules.items()],
-        )
+
+
+def _copy_rules(
+    cursor: CursorWrapper, table: str, rows: list[tuple[str, str, bytes | Raw]]
+) -> None:
+    cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
+    statement = f"COPY {table} (digest, rule_id, data) FROM STDIN (FORMAT BINARY)"
+    with cursor.copy(statement) as copy:
+        copy.set_types(["text", "text", "bytea"])
+        for row in rows:
+            copy.write_row(row)
 
 
 class _Writer:

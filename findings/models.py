@@ -343,9 +343,14 @@ class ScannerRule(models.Model):
     one upload. A SARIF finding names it by `digest` in its raw data (findings.readers.sarif);
     rows are only ever added (equal digests are equal rules), so none is left dangling."""
 
-    digest = models.CharField(max_length=32, primary_key=True)  # blake2b-128 of the JSON, hex
+    # blake2b-128 of the JSON, hex. Looked up by equality only: the LIKE index Django adds
+    # to a text key on PostgreSQL is dropped (migration 0009), as it costs each new rule.
+    digest = models.CharField(max_length=32, primary_key=True)
     rule_id = models.TextField()
-    data = RawJSONField()
+    # The rule's JSON text as the scanner sent it (findings.selectors.scanner_rules reads it):
+    # the reader has parsed the whole body already, and PostgreSQL's `json` would parse the
+    # 100+ MB of rules of a large Trivy log again for nothing but a check. Never queried into.
+    data = models.TextField()
 
     def __str__(self) -> str:
         return self.rule_id

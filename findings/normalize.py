@@ -120,8 +120,9 @@ class ParsedUpload:
     rows: Iterator[Row] = field(repr=False)
     problems: Problems = field(repr=False)
     # Descriptions shared by many findings, stored once (findings.models.ScannerRule):
-    # digest -> (rule id, the rule's JSON as sent). Complete once `rows` is consumed.
-    rules: dict[str, tuple[str, bytes]] = field(default_factory=dict, repr=False)
+    # digest -> (digest, rule id, the rule's JSON as sent: bytes or msgspec.Raw), its row.
+    # Complete once `rows` is consumed.
+    rules: dict[str, tuple[str, str, bytes]] = field(default_factory=dict, repr=False)
 
     def read_all(self) -> list[Row]:
         """Every row, one per finding_id (the last occurrence wins); `problems` complete."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
+import msgspec
 from django.conf import settings
 from django.db import connection, models
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -259,7 +260,8 @@ def findings_for_sarif(filters: FindingFilters) -> Iterator[dict[str, Any]]:
 
 def scanner_rules(digests: list[str]) -> dict[str, Any]:
     """Stored rules (findings.models.ScannerRule) by digest: each as the scanner sent it."""
-    return dict(ScannerRule.objects.filter(digest__in=digests).values_list("digest", "data"))
+    rows = ScannerRule.objects.filter(digest__in=digests).values_list("digest", "data")
+    return {digest: msgspec.json.decode(data) for digest, data in rows}
 
 
 def scanner_data_of(finding: Finding) -> dict[str, Any]:
@@ -268,7 +270,9 @@ def scanner_data_of(finding: Finding) -> dict[str, Any]:
     sarif = data.get("sarif")
     if isinstance(sarif, dict) and isinstance(sarif.get("rule"), str):
         rule = ScannerRule.objects.filter(digest=sarif["rule"]).values_list("data", flat=True)
-        data = {**data, "sarif": {**sarif, "rule": rule.first()}}
+        text = rule.first()
+        descriptor = None if text is None else msgspec.json.decode(text)
+        data = {**data, "sarif": {**sarif, "rule": descriptor}}
     return data
 
 

@@ -30,6 +30,13 @@ problems and are left out). Field by field:
 Identity is strict (400 with JSON paths such as `runs[0].results[12].ruleId`): the stream's
 query parameters, the log's shape, a result's rule id, and the tool (its scan type).
 Description is tolerant: odd values are read leniently or left out, with a warning.
+
+Built for 100,000 results a request, of as many rules (Trivy writes a rule per CVE). The log
+is decoded once by msgspec, each result and each rule into its exact bytes, then into a
+typed Struct. A rule is read once (its title, severity, CWE and CVE ids, digest and the start
+of its results' raw data made then); a result in the common shape (its rule named by its own
+id, nothing about it to warn of) takes _fast_row, a few lookups into that; any other takes
+_row, field by field. Both give a result the same Row (tests/findings/test_sarif.py).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import msgspec
 from msgspec import Raw, Struct
 
 from findings import normalize as n
+from findings.models import SEVERITY_RANK
 from findings.readers.envelope import (
     _NUL_ESCAPE,
     _NUL_ESCAPES,
@@ -209,6 +217,10 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 @dataclass(slots=True)
 class _RuleInfo:
+    """A rule as its results read it; the fields after `digest` serve the common path
+    (findings.readers.sarif._fast_row) and hold only for results that name the rule by its
+    own id."""
+
     rule_id: str | None
     title: str | None
     name: str | None
@@ -218,6 +230,16 @@ class _RuleInfo:
     cwe: list[str]
     cve: list[str]
     digest: str | None
+    # The title of each of its results when it is the rule's own (non-blank, within the
+    # column); None sends its results to the careful path.
+    fast_title: str | None
+    title_key: str  # fast_title stripped, which a message must differ from to be said
+    fallback: str  # the description of a result whose message says no more than the title
+    severity: str | None  # from its security-severity
+    cwe_json: bytes
+    cve_json: bytes
+    raw_prefix: bytes  # a result's raw data up to the result itself
+    id_prefix: str  # a result's finding_id up to its digest
 
 
 @dataclass
@@ -225,21 +247,34 @@ class _RunContext:
     index: int
     path: str
     tool: bytes
+    raw_head: bytes  # a result's raw data up to its rule id
     components: list[list[Raw]]  # the driver's rules, then each extension's
     by_id: dict[str, tuple[int, int]]
     artifacts: list[Raw]
     roots: list[str]
-    stored: dict[str, tuple[str, bytes]]  # ParsedUpload.rules: the rules results refer to
+    # ParsedUpload.rules: the rules results refer to (as sent: a Raw, or bytes with NULs
+    # replaced when the body may hold one).
+    stored: dict[str, tuple[str, str, bytes | Raw]]
+    may_hold_nul: bool
     rules: dict[tuple[int, int], _RuleInfo | None] = field(default_factory=dict)
+    # The rule of a result that names it by ruleId alone.
+    named: dict[str, _RuleInfo | None] = field(default_factory=dict)
     paths: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
     # Tag lists repeat across rules (Trivy: a rule per CVE, a handful of tag sets): each
     # distinct one is read once (unless it needed a warning, which each rule must get).
-    tags: dict[tuple[Any, ...], tuple[list[str], list[str]]] = field(default_factory=dict)
+    tags: dict[tuple[Any, ...], tuple[list[str], list[str], bytes]] = field(default_factory=dict)
+    # So do security-severity strings ("9.8"): each read once (a valid one warns nothing),
+    # with its severity.
+    scores: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
-def read_sarif(body: bytes | bytearray, params: Mapping[str, str]) -> n.ParsedUpload:
+def read_sarif(
+    body: bytes | bytearray, params: Mapping[str, str], *, careful: bool = False
+) -> n.ParsedUpload:
     """The upload: the stream (query parameters) and the log's runs checked now, its results
-    as `rows` is consumed. Raises UploadInvalid for a body that is not JSON."""
+    as `rows` is consumed. Raises UploadInvalid for a body that is not JSON. `careful` reads
+    every result field by field, the path the common one must agree with (tests compare
+    them)."""
     problems = n.Problems()
     stream = _stream(params, problems)
     try:
@@ -282,10 +317,13 @@ def read_sarif(body: bytes | bytearray, params: Mapping[str, str]) -> n.ParsedUp
         rows=iter(()),
         problems=problems,
     )
+    # JSON holds a NUL only as this escape: without one, no value needs its NULs replaced.
+    may_hold_nul = _NUL_ESCAPE in body
     contexts = [
-        _run_context(i, run, tools, stream["code_path"], parsed.rules) for i, run in enumerate(runs)
+        _run_context(i, run, tools, stream["code_path"], parsed.rules, may_hold_nul)
+        for i, run in enumerate(runs)
     ]
-    parsed.rows = _rows(parsed, runs, contexts)
+    parsed.rows = _rows(parsed, runs, contexts, fast=not (careful or may_hold_nul))
     return parsed
 
 
@@ -392,22 +430,26 @@ def _run_context(
     run: _Run,
     tools: list[tuple[str, str]],
     code_path: str,
-    stored: dict[str, tuple[str, bytes]],
+    stored: dict[str, tuple[str, str, bytes | Raw]],
+    may_hold_nul: bool,
 ) -> _RunContext:
     tool = run.tool or _Tool()
     components = [
         (component.rules or []) if component is not None else []
         for component in (tool.driver, *(tool.extensions or ()))
     ]
+    tool_json = _encode({"name": tools[index][0], "version": tools[index][1]})
     context = _RunContext(
         index=index,
         path=f"runs[{index}]",
-        tool=_encode({"name": tools[index][0], "version": tools[index][1]}),
+        tool=tool_json,
+        raw_head=b'{"sarif":{"tool":' + tool_json + b',"ruleId":',
         components=components,
         by_id={},
         artifacts=run.artifacts or [],
         roots=_roots(run.original_uri_base_ids, code_path),
         stored=stored,
+        may_hold_nul=may_hold_nul,
     )
     return context
 
@@ -425,30 +467,143 @@ def _roots(base_ids: dict[str, Any] | None, code_path: str) -> list[str]:
     return [root if root.endswith("/") else root + "/" for root in roots if root.strip("/")]
 
 
-def _rows(parsed: n.ParsedUpload, runs: list[_Run], contexts: list[_RunContext]) -> Iterator[n.Row]:
-    """The Row of each result, in order (see ParsedUpload for repeated finding_ids)."""
+def _rows(
+    parsed: n.ParsedUpload, runs: list[_Run], contexts: list[_RunContext], *, fast: bool
+) -> Iterator[n.Row]:
+    """The Row of each result, in order (see ParsedUpload for repeated finding_ids). With
+    `fast`, a result in the common shape (its rule named by its own id, no per-result
+    severity or tags, nothing to warn about) is read by _fast_row; any other by _row."""
     problems = parsed.problems
+    decode = _result_decoder.decode
+    not_problems = NOT_PROBLEMS
     for run, context in zip(runs, contexts, strict=True):
+        rules = context.rules
+        named = context.named
+        n_rules = len(context.components[0])  # the driver's
         for index, raw in enumerate(run.results or ()):
-            path = f"{context.path}.results[{index}]"
-            result = _result(raw, path, problems)
-            if result is None:
-                continue
-            if result.kind in NOT_PROBLEMS:
+            strict = True
+            try:
+                result = decode(raw)
+            except (msgspec.ValidationError, RecursionError):
+                strict = False
+                lenient = _lenient_result(raw, f"{context.path}.results[{index}]", problems)
+                if lenient is None:
+                    continue
+                result = lenient
+            if result.kind in not_problems:
                 parsed.received -= 1
                 continue
-            row = _row(parsed, context, raw, result, path)
+            row = None
+            rule_id = result.rule_id
+            if fast and strict and rule_id:
+                rule_index = result.rule_index
+                if rule_index is None and result.rule is None:  # by id alone (Semgrep)
+                    info = named.get(rule_id)
+                    if info is None and rule_id not in named:
+                        info = named[rule_id] = _rule_of(context, result, problems)
+                elif result.rule is None and rule_index is not None and 0 <= rule_index < n_rules:
+                    key = (0, rule_index)  # the driver's (Trivy, Checkov)
+                    info = rules.get(key)
+                    if info is None and key not in rules:
+                        info = rules[key] = _rule_info(context, key, problems)
+                else:  # a reference into an extension (CodeQL), an index out of range
+                    info = _rule_of(context, result, problems)
+                if info is not None and info.fast_title is not None and info.rule_id == rule_id:
+                    row = _fast_row(context, info, result, raw, index, problems)
+            if row is None:
+                row = _row(parsed, context, raw, result, f"{context.path}.results[{index}]")
             if row is not None and problems.error_total == 0:
                 yield row
 
 
-def _result(raw: Raw, path: str, problems: n.Problems) -> _Result | None:
-    """A result decoded by its Struct; one it refuses is read leniently (warning), field by
-    field if need be (the fields it cannot read are left out, each with a warning)."""
-    try:
-        return _result_decoder.decode(raw)
-    except (msgspec.ValidationError, RecursionError):
-        pass
+def _fast_row(
+    context: _RunContext,
+    info: _RuleInfo,
+    result: _Result,
+    raw: Raw,
+    index: int,
+    problems: n.Problems,
+) -> n.Row | None:
+    """The Row of a result whose rule is `info` (named by its own id, with a title of its
+    own), from a body without NULs: what _row would make of it, or None (nothing reported)
+    for anything _row would warn about or read otherwise."""
+    properties = result.properties
+    if properties is not None and (properties.security_severity is not None or properties.tags):
+        return None
+    severity = info.severity
+    if severity is None:
+        level = result.level
+        if level is not None:
+            severity = LEVEL_SEVERITY.get(level)
+            if severity is None:
+                return None
+        elif info.level is not None:
+            severity = info.level
+        else:
+            severity = "MEDIUM" if result.kind is None or result.kind == "fail" else "INFO"
+    file_path = ""
+    line = None
+    snippet = None
+    locations = result.locations
+    if locations:
+        physical = locations[0].physical_location
+        if physical is None:
+            return None
+        artifact = physical.artifact_location
+        if artifact is not None:
+            key = (artifact.uri, artifact.index)
+            known = context.paths.get(key)
+            if known is None:
+                where = f"{context.path}.results[{index}].locations[0]"
+                known = context.paths[key] = _artifact_path(context, artifact, where, problems)
+            file_path = known
+        region = physical.region
+        if region is not None:
+            line = region.start_line
+            if line is not None and not 0 <= line <= n.INT32_MAX:
+                return None
+            if region.snippet is not None:
+                snippet = region.snippet.text
+    message = result.message.text if result.message is not None else None
+    description = message if message and message.strip() != info.title_key else info.fallback
+    if len(description) > n.LONG_TEXT_MAX:
+        return None
+    fingerprints = result.fingerprints
+    partial = result.partial_fingerprints
+    rule_id = info.rule_id
+    assert rule_id is not None
+    if fingerprints or partial:
+        try:
+            finding_id = _identity(
+                rule_id, file_path, line, snippet or message, fingerprints, partial
+            )
+        except ValueError:
+            return None
+    else:
+        key_text = f"{rule_id}\x1f{file_path}\x1f{line or ''}\x1f{snippet or message or ''}"
+        finding_id = info.id_prefix + blake2b(key_text.encode(), digest_size=16).hexdigest()
+    active = result.baseline_state != "absent"
+    if active and result.suppressions:
+        active = not any(s.status is None or s.status == "accepted" for s in result.suppressions)
+    title = info.fast_title
+    assert title is not None
+    cwe_json = info.cwe_json
+    cve_json = info.cve_json
+    # The order of make_row's content: either path hashes a finding alike.
+    content = (
+        title, severity, file_path, line, description, "", "", "", "", "", cwe_json, cve_json,
+        raw, info.digest,
+    )  # fmt: skip
+    return (
+        finding_id, title, severity, SEVERITY_RANK[severity], file_path, line, None, None,
+        description, "", "", "", "", "", cwe_json, cve_json, info.raw_prefix + raw + b"}}", 0,
+        n.content_hash(content), active,
+    )  # fmt: skip
+
+
+def _lenient_result(raw: Raw, path: str, problems: n.Problems) -> _Result | None:
+    """A result its Struct refused, read leniently (warning), field by field if need be
+    (the fields it cannot read are left out, each with a warning)."""
     try:
         loose = _any_decoder.decode(raw)
     except (msgspec.ValidationError, RecursionError):
@@ -483,7 +638,7 @@ def _row(
     parsed: n.ParsedUpload, context: _RunContext, raw: Raw, result: _Result, path: str
 ) -> n.Row | None:
     problems = parsed.problems
-    rule = _rule_of(context, result, path, problems)
+    rule = _rule_of(context, result, problems)
     rule_id = result.rule_id or (result.rule.id if result.rule is not None else None)
     if not rule_id and rule is not None:
         rule_id = rule.rule_id
@@ -604,10 +759,10 @@ def _score(value: Any, path: str, problems: n.Problems) -> float | None:
 
 
 def _vuln_ids(text: str) -> list[str]:
-    return [
-        ident.upper() if ident[:3].upper() == "CVE" else "GHSA" + ident[4:]
-        for ident in _VULN_ID.findall(text)
-    ]
+    found: list[str] = _VULN_ID.findall(text)
+    if len(found) == 1 and found[0][:4] == "CVE-":  # a rule per CVE (Trivy, Grype): as written
+        return found
+    return [ident.upper() if ident[:3].upper() == "CVE" else "GHSA" + ident[4:] for ident in found]
 
 
 def _tag_ids(
@@ -633,20 +788,35 @@ def _finding_id(
     path: str,
     problems: n.Problems,
 ) -> str | None:
-    partial = result.partial_fingerprints or {}
+    try:
+        return _identity(
+            rule_id, file_path, line, text, result.fingerprints, result.partial_fingerprints
+        )
+    except ValueError as exc:
+        problems.error(f"{path}.partialFingerprints.{FINGERPRINT_KEY}", str(exc))
+        return None
+
+
+def _identity(
+    rule_id: str,
+    file_path: str,
+    line: int | None,
+    text: str | None,
+    fingerprints: dict[str, str] | None,
+    partial_fingerprints: dict[str, str] | None,
+) -> str:
+    """A result's finding_id (see the module's docstring); ValueError for our own
+    fingerprint when it is not a valid finding_id."""
+    partial = partial_fingerprints or {}
     ours = partial.get(FINGERPRINT_KEY)
     if ours is not None:
-        try:
-            return n.finding_id(ours)
-        except ValueError as exc:
-            problems.error(f"{path}.partialFingerprints.{FINGERPRINT_KEY}", str(exc))
-            return None
+        return n.finding_id(ours)
     parts: list[str] = [rule_id, file_path]
     # Values that identify nothing: empty (Gitleaks without git history) or a sentence
     # ("requires login": Semgrep without an account).
     full = sorted(
         (key, value)
-        for key, value in (result.fingerprints or {}).items()
+        for key, value in (fingerprints or {}).items()
         if value and not any(c.isspace() for c in value)
     )
     partial_items = sorted((key, value) for key, value in partial.items() if value)
@@ -726,9 +896,7 @@ def _artifact_uri(context: _RunContext, index: int) -> str | None:
     return location.uri if location is not None else None
 
 
-def _rule_of(
-    context: _RunContext, result: _Result, path: str, problems: n.Problems
-) -> _RuleInfo | None:
+def _rule_of(context: _RunContext, result: _Result, problems: n.Problems) -> _RuleInfo | None:
     """The result's rule: by index (in the driver or the extension its reference names),
     else by id; None if the run does not describe it."""
     ref = result.rule
@@ -769,60 +937,107 @@ def _index_rules(context: _RunContext) -> None:
 def _rule_info(
     context: _RunContext, key: tuple[int, int], problems: n.Problems
 ) -> _RuleInfo | None:
+    """A rule read once for all its results (a Trivy log has a rule per CVE: this runs
+    about once per result, so its common path avoids work that repeats)."""
     component, index = key
     raw = context.components[component][index]
-    where = "driver" if component == 0 else f"extensions[{component - 1}]"
-    path = f"{context.path}.tool.{where}.rules[{index}]"
     try:
         rule = _rule_decoder.decode(raw)
     except (msgspec.ValidationError, RecursionError):
         loose = _any_decoder.decode(raw)
         if not isinstance(loose, dict):
-            problems.warn(path, "is not a rule object: ignored")
+            problems.warn(_rule_path(context, key), "is not a rule object: ignored")
             return None
-        rule = _lenient(loose, _Rule, path, problems)
-    properties = rule.properties or _Properties()
+        rule = _lenient(loose, _Rule, _rule_path(context, key), problems)
+    rule_id = rule.id or None
+    properties = rule.properties
     score = None
-    if properties.security_severity is not None:
-        score = _score(
-            properties.security_severity, f"{path}.properties.security-severity", problems
-        )
+    severity = None
+    cwe: list[str] = []
+    cwe_json = n.EMPTY_JSONB_LIST
+    cve = _vuln_ids(rule_id) if rule_id else []
+    if properties is not None:
+        value = properties.security_severity
+        if value is not None:
+            known = context.scores.get(value) if type(value) is str else None
+            if known is None:
+                where = f"{_rule_path(context, key)}.properties.security-severity"
+                score = _score(value, where, problems)
+                if score is not None:
+                    known = (score, n.severity_from_score(score))
+                    if type(value) is str:
+                        context.scores[value] = known
+            if known is not None:
+                score, severity = known
+        tags = properties.tags
+        if tags:
+            try:
+                known_tags = context.tags.get(tuple(tags))
+            except TypeError:  # a tag that is an object or a list
+                known_tags = None
+            if known_tags is None:
+                known_tags = _rule_tag_ids(context, key, tags, problems)
+            cwe, vulns, cwe_json = known_tags
+            if vulns:
+                cve = cve + [vuln for vuln in vulns if vuln not in cve]
     level = None
-    if rule.default_configuration is not None and rule.default_configuration.level is not None:
-        level = LEVEL_SEVERITY.get(rule.default_configuration.level)
+    configuration = rule.default_configuration
+    if configuration is not None and configuration.level is not None:
+        level = LEVEL_SEVERITY.get(configuration.level)
         if level is None:
             problems.warn(
-                f"{path}.defaultConfiguration.level",
-                f"unknown level {rule.default_configuration.level!r}: ignored",
+                f"{_rule_path(context, key)}.defaultConfiguration.level",
+                f"unknown level {configuration.level!r}: ignored",
             )
-    cwe: list[str] = []
-    cve = _vuln_ids(rule.id or "")
-    if properties.tags:
-        key = tuple(properties.tags)
-        known = context.tags.get(key)
-        if known is None:
-            warned = problems.warning_total
-            known = ([], [])
-            _tag_ids(properties.tags, *known, f"{path}.properties.tags", problems)
-            if problems.warning_total == warned:
-                context.tags[key] = known
-        cwe = list(known[0])
-        for vuln in known[1]:
-            if vuln not in cve:
-                cve.append(vuln)
-    data = bytes(raw)
-    if _NUL_ESCAPE in data:
-        data = _NUL_ESCAPES.sub(_replace_nul, data)
+    data: bytes | Raw = raw
+    if context.may_hold_nul:
+        data = bytes(raw)
+        if _NUL_ESCAPE in data:
+            data = _NUL_ESCAPES.sub(_replace_nul, data)
     digest = blake2b(data, digest_size=16).hexdigest()
-    context.stored[digest] = (rule.id or "", data)
+    context.stored[digest] = (digest, rule_id or "", data)
+    title = rule.short_description.text if rule.short_description is not None else None
+    description = rule.full_description.text if rule.full_description is not None else None
+    title_key = title.strip() if title else ""
+    fast_title = title if title and title_key and len(title) <= n.TITLE_MAX else None
     return _RuleInfo(
-        rule_id=rule.id or None,
-        title=rule.short_description.text if rule.short_description else None,
-        name=rule.name,
-        description=rule.full_description.text if rule.full_description else None,
-        level=level,
-        score=score,
-        cwe=cwe,
-        cve=cve,
-        digest=digest,
+        rule_id,
+        title,
+        rule.name,
+        description,
+        level,
+        score,
+        cwe,
+        cve,
+        digest,
+        fast_title,
+        title_key,
+        description if description and description.strip() != title_key else "",
+        severity,
+        cwe_json,
+        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
+        b'%b%b,"rule":"%b","result":' % (context.raw_head, _encode(rule_id), digest.encode()),
+        f"{(rule_id or '')[:RULE_ID_IN_FINDING_ID]}:",
     )
+
+
+def _rule_path(context: _RunContext, key: tuple[int, int]) -> str:
+    component, index = key
+    where = "driver" if component == 0 else f"extensions[{component - 1}]"
+    return f"{context.path}.tool.{where}.rules[{index}]"
+
+
+def _rule_tag_ids(
+    context: _RunContext, key: tuple[int, int], tags: list[Any], problems: n.Problems
+) -> tuple[list[str], list[str], bytes]:
+    """The CWE ids among a rule's tags, the vulnerability ids among them, and the CWE ids
+    as their column holds them; kept for the next rule with these tags (which shares them:
+    not to be changed) unless they are not all text or needed a warning."""
+    warned = problems.warning_total
+    cwe: list[str] = []
+    vulns: list[str] = []
+    _tag_ids(tags, cwe, vulns, f"{_rule_path(context, key)}.properties.tags", problems)
+    known = (cwe, vulns, n.jsonb_list(cwe[: n.MAX_LIST_ENTRIES]))
+    if problems.warning_total == warned and all(type(tag) is str for tag in tags):
+        context.tags[tuple(tags)] = known
+    return known

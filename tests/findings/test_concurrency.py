@@ -1,13 +1,22 @@
 """Concurrent uploads against PostgreSQL: no duplicates, no 500, the right lifecycle."""
 
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
 import pytest
+from django.db import connection
 from django.test import Client
 
-from findings.models import Finding, Upload
+from findings.models import Finding, ScannerRule, Upload
+from findings.readers.sarif import read_sarif
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
-from tests.findings.conftest import documented_body, post, sast
+from tests.findings.conftest import URL, documented_body, post, sast
 from tests.support.parallel import at_once
+from tests.support.servers import live_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,3 +104,50 @@ def test_bulk_triage_and_uploads_of_the_same_streams_at_once_neither_fail_nor_dr
         for r in OpenFindingCount.objects.all()
         if r.count
     }
+
+
+def test_a_sarif_rule_stored_by_another_upload_meanwhile_is_stored_once(token):
+    """Two uploads (of other streams) describe the same rule: the one that stores it first
+    commits while the other is storing it too; the other is stored whole all the same."""
+    body = (Path(__file__).parent / "fixtures" / "sarif" / "trivy.sarif").read_bytes()
+    parsed = read_sarif(body, {"repository_name": "acme/web-shop", "branch_name": "main"})
+    list(parsed.rows)
+    digest, rule_id, data = parsed.rules[max(parsed.rules)]  # the last one the upload stores
+    responses: list[Any] = []
+
+    def sarif_upload() -> None:
+        try:
+            responses.append(
+                Client().post(
+                    f"{URL}?repository_name=acme/web-shop&branch_name=main",
+                    data=body,
+                    content_type="application/sarif+json",
+                    HTTP_AUTHORIZATION=f"Bearer {token}",
+                )
+            )
+        finally:
+            connection.close()
+
+    url = live_database_url().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch:
+        other.execute(  # the other upload's transaction, not committed yet
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
+            [digest, rule_id, bytes(data).decode()],
+        )
+        upload = threading.Thread(target=sarif_upload)
+        upload.start()
+        waited = None
+        deadline = time.monotonic() + 30
+        while waited is None and time.monotonic() < deadline:  # for that transaction
+            waited = watch.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %'"
+            ).fetchone()
+            time.sleep(0.01)
+        other.commit()
+    upload.join(60)
+    assert waited is not None
+    assert [r.status_code for r in responses] == [201], responses[0].content
+    assert responses[0].json()["created"] == 8
+    assert ScannerRule.objects.count() == 4
+    assert Finding.objects.count() == 8

@@ -374,6 +374,126 @@ def test_a_suppressed_result_is_stored_mitigated(client, writer):
     assert Counter(f.active for f in stored()) == {True: 3, False: 1}
 
 
+def test_rule_tags_that_are_not_text_are_ignored(client, writer):
+    body = log("trivy")
+    body["runs"][0]["tool"]["driver"]["rules"][0]["properties"]["tags"].append({"kind": "os"})
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["created"] == 8
+
+
+# --- the common path and the careful one -----------------------------------------------------
+# Most results are read by a path built for volume (findings.readers.sarif._fast_row), any
+# other by the careful one. A finding must not depend on which path read it: its id, columns,
+# content digest (a re-upload rewrites what changed) and warnings are the same either way.
+
+
+def _parent(body: dict[str, Any], path: str) -> tuple[Any, Any]:
+    """The container of the value at a dotted path (list indexes as numbers), and its key."""
+    keys: list[Any] = [int(key) if key.isdigit() else key for key in path.split(".")]
+    target: Any = body
+    for key in keys[:-1]:
+        target = target[key]
+    return target, keys[-1]
+
+
+def _set(path: str, value: Any) -> Any:
+    def change(body: dict[str, Any]) -> None:
+        target, key = _parent(body, path)
+        target[key] = value
+
+    return change
+
+
+def _drop(path: str) -> Any:
+    def change(body: dict[str, Any]) -> None:
+        target, key = _parent(body, path)
+        del target[key]
+
+    return change
+
+
+RESULT = "runs.0.results.0"
+RULE = "runs.0.tool.driver.rules.0"
+
+
+def _rule_in_an_extension(body: dict[str, Any]) -> None:
+    run = body["runs"][0]
+    rule = copy.deepcopy(run["tool"]["driver"]["rules"][0])
+    run["tool"]["extensions"] = [{"name": "trivy-db", "rules": [rule]}]
+    run["results"][0]["rule"] = {"id": rule["id"], "index": 0, "toolComponent": {"index": 0}}
+
+
+TRIVY_VARIANTS = {
+    "as-written": lambda body: None,
+    "result-security-severity": _set(f"{RESULT}.properties", {"security-severity": "9.1"}),
+    "result-cwe-and-cve-tags": _set(f"{RESULT}.properties", {"tags": ["CWE-79", "CVE-2020-1"]}),
+    "result-other-properties": _set(f"{RESULT}.properties", {"purl": "pkg:apk/alpine/x"}),
+    "unknown-level": _set(f"{RESULT}.level", "critical"),
+    "no-level": _drop(f"{RESULT}.level"),
+    "line-as-text": _set(f"{RESULT}.locations.0.physicalLocation.region.startLine", "12"),
+    "line-out-of-range": _set(f"{RESULT}.locations.0.physicalLocation.region.startLine", -3),
+    "snippet": _set(f"{RESULT}.locations.0.physicalLocation.region.snippet", {"text": "x"}),
+    "no-locations": _drop(f"{RESULT}.locations"),
+    "location-without-physical": _set(f"{RESULT}.locations", [{"message": {"text": "?"}}]),
+    "message-is-the-title": _set(f"{RESULT}.message.text", " CVE-2019-1549 "),
+    "no-message": _drop(f"{RESULT}.message"),
+    "long-message": _set(f"{RESULT}.message.text", "m" * 65537),
+    "rule-without-title": _drop(f"{RULE}.shortDescription"),
+    "rule-with-a-long-title": _set(f"{RULE}.shortDescription.text", "t" * 2001),
+    "rule-security-severity": _set(f"{RULE}.properties.security-severity", "7.5"),
+    "rule-odd-security-severity": _set(f"{RULE}.properties.security-severity", "high"),
+    "rule-cwe-tag": _set(f"{RULE}.properties.tags", ["vulnerability", "CWE-190: Overflow"]),
+    "rule-object-tag": _set(f"{RULE}.properties.tags", ["security", {"kind": "os"}]),
+    "rule-unknown-level": _set(f"{RULE}.defaultConfiguration.level", "fatal"),
+    "rule-id-is-not-the-results": _set(f"{RESULT}.ruleId", "CVE-2019-1551"),
+    "rule-by-id-only": _drop(f"{RESULT}.ruleIndex"),
+    "rule-index-out-of-range": _set(f"{RESULT}.ruleIndex", 99),
+    "rule-reference": _set(f"{RESULT}.rule", {"id": "CVE-2019-1549", "index": 0}),
+    "rule-in-an-extension": _rule_in_an_extension,
+    "unknown-rule": _set(f"{RESULT}.ruleId", "CVE-2024-0001"),
+    "fingerprints": _set(f"{RESULT}.fingerprints", {"matchBasedId/v1": "abc"}),
+    "partial-fingerprints": _set(f"{RESULT}.partialFingerprints", {"primaryLocationLineHash": "1"}),
+    "own-fingerprint": _set(f"{RESULT}.partialFingerprints", {"gerionFindingId/v1": "f-1"}),
+    "blank-own-fingerprint": _set(f"{RESULT}.partialFingerprints", {"gerionFindingId/v1": " "}),
+    "suppressed": _set(f"{RESULT}.suppressions", [{"kind": "external", "status": "accepted"}]),
+    "suppression-without-status": _set(f"{RESULT}.suppressions", [{"kind": "inSource"}]),
+    "suppression-rejected": _set(f"{RESULT}.suppressions", [{"status": "rejected"}]),
+    "baseline-absent": _set(f"{RESULT}.baselineState", "absent"),
+    "kind-pass": _set(f"{RESULT}.kind", "pass"),
+    "kind-informational": _set(f"{RESULT}.kind", "informational"),
+    "nul-in-a-message": _set(f"{RESULT}.message.text", "a\u0000b"),
+    "result-not-an-object": _set(RESULT, "?"),
+}
+
+
+def read_both_ways(body: bytes, **params: str) -> tuple[Any, Any]:
+    from findings.readers.sarif import read_sarif
+
+    ways = []
+    for careful in (False, True):
+        parsed = read_sarif(body, {**STREAM, **params}, careful=careful)
+        rows = [(*row[:16], bytes(row[16]), *row[17:]) for row in parsed.rows]
+        rules = {digest: (*row[:2], bytes(row[2])) for digest, row in parsed.rules.items()}
+        ways.append((rows, rules, parsed.problems.warnings, parsed.problems.errors))
+    return ways[0], ways[1]
+
+
+@pytest.mark.parametrize("name", [*SCANNERS, "trivy-config"])
+def test_each_scanners_log_is_read_alike_by_both_paths(name):
+    fast, careful = read_both_ways((FIXTURES / f"{name}.sarif").read_bytes(), scan_type="SAST")
+    assert fast == careful
+    assert fast[0]
+
+
+@pytest.mark.parametrize("change", list(TRIVY_VARIANTS.values()), ids=list(TRIVY_VARIANTS))
+def test_an_odd_result_or_rule_is_read_alike_by_both_paths(change):
+    body = log("trivy")
+    change(body)
+    fast, careful = read_both_ways(json.dumps(body).encode())
+    assert fast == careful
+
+
 # --- export ------------------------------------------------------------------------------------
 
 
