@@ -93,6 +93,13 @@ SARIF_RESPONSE = (
     'listed once, each finding_id in partialFingerprints["gerionFindingId/v1"]'
 )
 
+# The two list endpoints answer alike (bare JSON array, or one SARIF log).
+LIST_RESPONSES = {
+    (200, "application/json"): OpenApiResponse(docs.FindingOut(many=True), "Findings in id order"),
+    (200, sarif_reader.MEDIA_TYPE): OpenApiResponse(docs.SarifLog, SARIF_RESPONSE),
+    **problem_responses(400, 401, 403),
+}
+
 
 def _read_body(request: Request) -> bytearray:
     """The body, read once into a buffer of its declared length (the body-size middleware
@@ -235,13 +242,7 @@ class FindingsView(APIView):
         summary="List findings (a bare JSON array, paged with a Link header; or one SARIF log)",
         description="Only findings of the repositories the API key may touch.",
         parameters=[FindingQuery, docs.NO_FORMAT],
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                docs.FindingOut(many=True), "Findings in id order"
-            ),
-            (200, sarif_reader.MEDIA_TYPE): OpenApiResponse(docs.SarifLog, SARIF_RESPONSE),
-            **problem_responses(400, 401, 403),
-        },
+        responses=LIST_RESPONSES,
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         query = FindingQuery(data=request.query_params)
@@ -264,13 +265,7 @@ class ReportingFindingsView(APIView):
         operation_id="reporting_findings_list",
         summary="List findings for a report (severity is a minimum)",
         parameters=[ReportQuery, docs.NO_FORMAT],
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                docs.FindingOut(many=True), "Findings in id order"
-            ),
-            (200, sarif_reader.MEDIA_TYPE): OpenApiResponse(docs.SarifLog, SARIF_RESPONSE),
-            **problem_responses(400, 401, 403),
-        },
+        responses=LIST_RESPONSES,
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         query = ReportQuery(data=request.query_params)

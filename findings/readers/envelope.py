@@ -21,7 +21,7 @@ import msgspec
 from msgspec import Meta, Raw, Struct
 
 from findings import normalize as n
-from findings.models import ELIDED_BIT, SEVERITY_RANK, loads_lenient
+from findings.models import ELIDABLE_FIELDS, ELIDED_BIT, SEVERITY_RANK, loads_lenient
 
 NULL = Raw(b"null")
 # Depth the metadata may nest to: it is stored through the ORM (Python's json), whose
@@ -100,28 +100,15 @@ _PER_BUILD = frozenset(
         "mitigated_on_build_id",
     }
 )
-_COLUMNS = frozenset(
-    {
-        "finding_id",
-        "title",
-        "severity",
-        "scan_type",
-        "repository_name",
-        "file_path",
-        "line_number",
-        "description",
-        "mitigation",
-        "security_scope",
-        "component_name",
-        "component_version",
-        "component_fix",
-        "cwe",
-        "cve",
-        "active",
-        "mitigated",
-        "false_positive",
-    }
-)
+# The fields that have a column of their own (a finding's own copies of the stream's values
+# included): the rest of a finding is what it says beyond them.
+_COLUMNS = frozenset(ELIDABLE_FIELDS) | {
+    "scan_type",
+    "repository_name",
+    "active",
+    "mitigated",
+    "false_positive",
+}
 
 
 class _Extras(Struct, omit_defaults=True, gc=False):
