@@ -38,6 +38,7 @@ from findings.normalize import (
     ROW_CONTENT_HASH,
     ROW_FINDING_ID,
     ROW_SEEN_ACTIVE,
+    ROW_SEVERITY,
     Row,
 )
 from findings.summary import SummaryDelta, as_date, day_sql, seconds_between_sql
@@ -96,7 +97,6 @@ _CHANGED_COLUMNS = [("id", "int8"), ("was_active", "bool"), *ROW_COLUMNS]
 _NAIVE_UTC = frozenset({"creation_date", "last_update_date"})
 _BYTES_AS_SENT = {"json": "bytea", "jsonb": "bytea"}
 _BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
-_SEVERITY = [name for name, _ in ROW_COLUMNS].index("severity")
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
 _RULES = "gerion_scanner_rule_new"
@@ -157,9 +157,9 @@ def merge_upload(
                 seen.add(finding_id)
                 before = stored.pop(finding_id, None)
                 if before is None:
-                    tally = new_by_severity.get(row[_SEVERITY])
+                    tally = new_by_severity.get(row[ROW_SEVERITY])
                     if tally is None:
-                        tally = new_by_severity[row[_SEVERITY]] = [0, 0]
+                        tally = new_by_severity[row[ROW_SEVERITY]] = [0, 0]
                     tally[0] += 1
                     tally[1] += row[ROW_SEEN_ACTIVE]
                     yield row

@@ -51,6 +51,7 @@ MAX_LIST_ENTRIES = 100  # CWE and CVE ids of one finding
 Row = tuple[Any, ...]
 # Positions in a Row that the write path reads.
 ROW_FINDING_ID = 0
+ROW_SEVERITY = 2
 ROW_CONTENT_HASH = 18
 ROW_SEEN_ACTIVE = 19
 
@@ -129,6 +130,34 @@ class ParsedUpload:
         rows = {row[ROW_FINDING_ID]: row for row in self.rows}
         self.rows = iter(())
         return list(rows.values())
+
+
+# --- JSON text that PostgreSQL cannot take as it is -------------------------------------------
+
+# A NUL can reach a decoded value only through this escape (JSON has no raw control
+# characters): a body without it holds none.
+NUL_ESCAPE = b"\\u0000"
+# Every escape sequence, left to right, so that an escaped backslash followed by the text
+# "u0000" is not taken for the escape of a NUL.
+_ESCAPES = re.compile(rb"\\(u0000|.)", re.DOTALL)
+
+
+def without_nul_escapes(data: bytes) -> bytes:
+    """JSON text with each escaped NUL (which PostgreSQL stores in no text, json or jsonb)
+    replaced by the escape of U+FFFD; the rest as it is."""
+    return _ESCAPES.sub(_nul_to_replacement, data)
+
+
+def _nul_to_replacement(match: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if match.group(1) == b"u0000" else match.group(0)
+
+
+def raise_if_not_json(body: bytes | bytearray) -> None:
+    """UploadInvalid ("not valid JSON") unless `body` is JSON, whatever its shape."""
+    try:
+        msgspec.json.decode(body, type=msgspec.Raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise UploadInvalid([], 0, f"The body is not valid JSON: {exc}") from None
 
 
 # --- identity: strict ------------------------------------------------------------------------
@@ -372,16 +401,16 @@ _CWE_IN_TEXT = re.compile(r"(?i)\bcwe[-_ ]?(\d{1,7})\b")
 _CWE_PLAIN = re.compile(r"(?i)^\s*(?:cwe-?)?(\d{1,7})\s*$")
 
 
-def _cwe_of(item: Any) -> tuple[list[str], bool]:
-    """The CWE ids in one entry, and whether the entry was in a form we store as given."""
+def _cwe_of(item: Any) -> list[str]:
+    """The CWE ids in one entry."""
     if isinstance(item, int) and not isinstance(item, bool):
-        return ([f"CWE-{item}"], True) if 0 <= item < 10_000_000 else ([], False)
+        return [f"CWE-{item}"] if 0 <= item < 10_000_000 else []
     if not isinstance(item, str):
-        return [], False
+        return []
     plain = _CWE_PLAIN.match(item)
     if plain is not None:
-        return [f"CWE-{int(plain.group(1))}"], True
-    return [f"CWE-{int(n)}" for n in _CWE_IN_TEXT.findall(item)], False
+        return [f"CWE-{int(plain.group(1))}"]
+    return [f"CWE-{int(n)}" for n in _CWE_IN_TEXT.findall(item)]
 
 
 def cwe(value: Any, path: str, problems: Problems) -> list[str]:
@@ -393,7 +422,7 @@ def cwe(value: Any, path: str, problems: Problems) -> list[str]:
     out: list[str] = []
     unreadable = 0
     for item in items:
-        ids, _ = _cwe_of(item)
+        ids = _cwe_of(item)
         if not ids and not (isinstance(item, str) and not item.strip()):
             unreadable += 1
         for cwe_id in ids:

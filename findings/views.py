@@ -234,7 +234,7 @@ class FindingsView(APIView):
         except RepositoryNotAllowed as exc:
             raise repository_not_allowed(exc.repository_name) from exc
         finally:
-            release_free_memory()
+            release_free_memory(after_body_of=int(request.META.get("CONTENT_LENGTH") or 0))
         return Response(result.as_response(), status=201, content_type="application/json")
 
     @extend_schema(

@@ -47,7 +47,13 @@ def tune_allocator() -> None:
         _LIBC.mallopt(_M_TRIM_THRESHOLD, 8 << 20)
 
 
-def release_free_memory() -> None:
-    """Return freed memory to the operating system now (a few milliseconds)."""
-    if _LIBC is not None:
+# Below this, a request leaves too little behind to be worth walking the heap for (a trim
+# costs milliseconds; most CI uploads are a few kilobytes).
+WORTH_TRIMMING = 8 << 20
+
+
+def release_free_memory(*, after_body_of: int) -> None:
+    """After a request whose body had `after_body_of` bytes: return freed memory to the
+    operating system now if that body was large enough to matter."""
+    if _LIBC is not None and after_body_of >= WORTH_TRIMMING:
         _LIBC.malloc_trim(0)

@@ -165,8 +165,6 @@ _SCAN_TYPES = {
     for spelling in (value, value.lower(), value.capitalize())
 } | {"IaC": "IAC"}
 _AT_PATH = re.compile(r" - at `\$(.*)`$")
-# JSON escapes PostgreSQL's jsonb cannot hold (NUL) appear in a body only as this text.
-_NUL_ESCAPE = b"\\u0000"
 
 
 def read_envelope(body: bytes | bytearray) -> n.ParsedUpload:
@@ -191,9 +189,10 @@ def read_envelope(body: bytes | bytearray) -> n.ParsedUpload:
     if findings is None:
         problems.error(findings_path, "is required and must be a list (it may be empty)")
         findings = []
-    meta = _metadata_value(meta, meta_path, problems)
+    raw_meta = meta
+    meta = _metadata_value(raw_meta, meta_path, problems)
     stream = _metadata(meta, meta_path, problems, repaired)
-    meta = _storable(meta, meta_path, problems)
+    meta = _storable(meta, raw_meta, meta_path, problems)
     parsed = n.ParsedUpload(
         envelope=kind,
         metadata=meta if isinstance(meta, dict) else {},
@@ -216,7 +215,7 @@ def _decode_envelope(
     try:
         return _envelope_decoder.decode(body), body, False
     except msgspec.ValidationError as exc:
-        _raise_if_not_json(body)  # a wrong shape is reported only for JSON
+        n.raise_if_not_json(body)  # a wrong shape is reported only for JSON
         raise n.UploadInvalid(*_shape_error(exc)) from None
     except (msgspec.DecodeError, RecursionError) as exc:
         error = exc
@@ -263,40 +262,21 @@ def _metadata_value(meta: Raw | None, path: str, problems: n.Problems) -> Any:
         return {}
 
 
-def _storable(meta: Any, path: str, problems: n.Problems) -> Any:
-    """The metadata as stored (PostgreSQL's jsonb holds no NUL): NUL characters in its text
-    replaced with U+FFFD, with a warning. (An identity with one was refused before.)"""
-    if (
-        isinstance(meta, dict)
-        and not _depth_exceeds(meta, METADATA_MAX_DEPTH)
-        and _contains_nul(meta)
-    ):
-        problems.warn(path, "NUL characters replaced with U+FFFD")
-        return _without_nul(meta)
-    return meta
+def _storable(meta: Any, raw: Raw | None, path: str, problems: n.Problems) -> Any:
+    """The metadata as stored (PostgreSQL's jsonb holds no NUL): read again with its NUL
+    escapes replaced by U+FFFD, with a warning. (An identity with one was refused before.)"""
+    if raw is None or not isinstance(meta, dict) or n.NUL_ESCAPE not in bytes(raw):
+        return meta
+    cleaned = n.without_nul_escapes(bytes(raw))
+    if cleaned == bytes(raw):
+        return meta  # an escaped backslash before "u0000", not a NUL
+    problems.warn(path, "NUL characters replaced with U+FFFD")
+    return _metadata_value(Raw(cleaned), path, n.Problems())  # its warnings were given
 
 
 def _repaired_identity(value: str, repaired: bool) -> None:
     if repaired and "\ufffd" in value:
         raise ValueError("must be UTF-8 text (it held an escaped lone surrogate)")
-
-
-def _without_nul(value: Any) -> Any:
-    """The value (nested at most METADATA_MAX_DEPTH levels) with NUL replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_without_nul(item) for item in value]
-    if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
-    return value
-
-
-def _raise_if_not_json(body: bytes | bytearray) -> None:
-    try:
-        msgspec.json.decode(body, type=Raw)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise n.UploadInvalid([], 0, f"The body is not valid JSON: {exc}") from None
 
 
 def _shape_error(exc: msgspec.ValidationError) -> tuple[list[dict[str, str]], int]:
@@ -383,22 +363,6 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def _contains_nul(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            if any("\x00" in key for key in item):
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 def _rows(
     parsed: n.ParsedUpload,
     findings: list[Raw],
@@ -413,7 +377,7 @@ def _rows(
     repository = parsed.repository_name
     scan_type = parsed.scan_type
     scan_type_from: str | None = None  # the path that set the scan type, when a finding did
-    may_hold_nul = _NUL_ESCAPE in body
+    may_hold_nul = n.NUL_ESCAPE in body
     decode = _finding_decoder.decode
     exact_severity = n.SEVERITY_EXACT
     rank = SEVERITY_RANK
@@ -444,7 +408,7 @@ def _rows(
     make_hash = n.content_hash
     for index, raw in enumerate(findings):
         finding = None
-        if not (may_hold_nul and _NUL_ESCAPE in bytes(raw)):
+        if not (may_hold_nul and n.NUL_ESCAPE in bytes(raw)):
             try:
                 finding = decode(raw)
                 # Kept as bytes, unread: PostgreSQL must be able to take them as UTF-8 text.
@@ -793,8 +757,8 @@ def _slow_finding(
         if sent is not None or key in unreadable:
             kept[key] = value
     stored_raw = _encode(kept)
-    if _NUL_ESCAPE in stored_raw:
-        stored_raw = _NUL_ESCAPES.sub(_replace_nul, stored_raw)
+    if n.NUL_ESCAPE in stored_raw:
+        stored_raw = n.without_nul_escapes(stored_raw)
         problems.warn(path, "NUL characters replaced with U+FFFD in the raw data")
     row = (
         finding_id,
@@ -823,12 +787,3 @@ _TEXT_COLUMNS = (
     "component_version",
     "component_fix",
 )
-
-
-# Every escape sequence, left to right, so that an escaped backslash followed by the text
-# "u0000" is not taken for the escape of a NUL.
-_NUL_ESCAPES = re.compile(rb"\\(u0000|.)", re.DOTALL)
-
-
-def _replace_nul(match: re.Match[bytes]) -> bytes:
-    return b"\\ufffd" if match.group(1) == b"u0000" else match.group(0)

@@ -53,12 +53,6 @@ from msgspec import Raw, Struct
 
 from findings import normalize as n
 from findings.models import SEVERITY_RANK
-from findings.readers.envelope import (
-    _NUL_ESCAPE,
-    _NUL_ESCAPES,
-    _raise_if_not_json,
-    _replace_nul,
-)
 
 MEDIA_TYPE = "application/sarif+json"
 # Our identity in the logs we export (findings.sarif): read back as the finding_id itself.
@@ -280,7 +274,7 @@ def read_sarif(
     try:
         log = _log_decoder.decode(body)
     except msgspec.ValidationError as exc:
-        _raise_if_not_json(body)
+        n.raise_if_not_json(body)
         problems.error(*_shape_error(exc))
         log = _Log()
     except (msgspec.DecodeError, RecursionError) as exc:
@@ -318,7 +312,7 @@ def read_sarif(
         problems=problems,
     )
     # JSON holds a NUL only as this escape: without one, no value needs its NULs replaced.
-    may_hold_nul = _NUL_ESCAPE in body
+    may_hold_nul = n.NUL_ESCAPE in body
     contexts = [
         _run_context(i, run, tools, stream["code_path"], parsed.rules, may_hold_nul)
         for i, run in enumerate(runs)
@@ -676,8 +670,8 @@ def _row(
     suppressed = any(s.status in (None, "accepted") for s in result.suppressions or ())
     digest = rule.digest if rule else None
     result_bytes = bytes(raw)
-    if _NUL_ESCAPE in result_bytes:
-        result_bytes = _NUL_ESCAPES.sub(_replace_nul, result_bytes)
+    if n.NUL_ESCAPE in result_bytes:
+        result_bytes = n.without_nul_escapes(result_bytes)
         problems.warn(path, "NUL characters replaced with U+FFFD in the raw data")
     stored = (
         b'{"sarif":{"tool":'
@@ -992,8 +986,8 @@ def _rule_info(
     data: bytes | Raw = raw
     if context.may_hold_nul:
         data = bytes(raw)
-        if _NUL_ESCAPE in data:
-            data = _NUL_ESCAPES.sub(_replace_nul, data)
+        if n.NUL_ESCAPE in data:
+            data = n.without_nul_escapes(data)
     digest = blake2b(data, digest_size=16).hexdigest()
     context.stored[digest] = (digest, rule_id or "", data)
     title = rule.short_description.text if rule.short_description is not None else None

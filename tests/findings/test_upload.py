@@ -204,3 +204,17 @@ def test_the_request_can_say_its_content_type_with_a_charset(client, writer):
         client, writer, documented_body(sast(1)), content_type="application/json; charset=utf-8"
     )
     assert response.status_code == 201
+
+
+def test_the_readers_rows_and_the_write_paths_columns_agree():
+    """Readers build rows by position (findings.normalize.Row), the write path names the
+    columns (findings.merge.ROW_COLUMNS): a row value read under the wrong name would store
+    a finding's digest as its state, or its severity as its title."""
+    from findings import normalize
+    from findings.merge import ROW_COLUMNS
+
+    names = [name for name, _ in ROW_COLUMNS]
+    assert names.index("finding_id") == normalize.ROW_FINDING_ID
+    assert names.index("severity") == normalize.ROW_SEVERITY
+    assert names.index("content_hash") == normalize.ROW_CONTENT_HASH
+    assert names.index("seen_active") == normalize.ROW_SEEN_ACTIVE == len(names) - 1
