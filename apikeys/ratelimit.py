@@ -38,6 +38,9 @@ Clock = Callable[[], float]
 class Decision:
     allowed: bool
     retry_after: float  # seconds until a token is available; 0 when allowed
+    # The value of the `watch` key, read in the same atomic step as the take (see take());
+    # None when the take did not happen in Redis (no Redis, or Redis unreachable).
+    watched: str | None = None
 
     @property
     def retry_after_header(self) -> str:
@@ -49,7 +52,18 @@ class TokenBucket(Protocol):
     capacity: int
     rate: float
 
-    def take(self, key: str) -> Decision: ...
+    def take(self, key: str, watch: Watch | None = None) -> Decision:
+        """Take a token from `key`'s bucket. With `watch`, also read that Redis key in the same
+        step (created with its `initial` value if missing): a caller that must check a value
+        kept in Redis on the same request pays one round trip for both."""
+        ...
+
+
+@dataclass(frozen=True)
+class Watch:
+    key: str
+    initial: str  # stored if the key is missing, and then returned
+    ttl_seconds: int
 
 
 def _refill(tokens: float, last: float, now: float, capacity: int, rate: float) -> float:
@@ -64,7 +78,7 @@ class LocalTokenBucket:
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> Decision:
+    def take(self, key: str, watch: Watch | None = None) -> Decision:
         with self._lock:
             now = self.clock()
             tokens, last = self._state.get(key, (float(self.capacity), now))
@@ -84,7 +98,9 @@ class LocalTokenBucket:
 
 
 # KEYS[1] bucket; ARGV: capacity, rate, now (seconds; negative = use the Redis server's clock,
-# which every machine shares), ttl in ms. Returns {allowed, retry_after as a string}.
+# which every machine shares), ttl in ms. Optionally KEYS[2], a key to read as well (ARGV[5]:
+# its value if missing, ARGV[6]: then its ttl in seconds). Returns {allowed, retry_after as a
+# string, the watched value or false}.
 _TAKE_SCRIPT = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -112,7 +128,15 @@ end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
            'ts', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {allowed, string.format('%.6f', retry)}
+local watched = false
+if KEYS[2] then
+  watched = redis.call('GET', KEYS[2])
+  if not watched then
+    watched = ARGV[5]
+    redis.call('SET', KEYS[2], watched, 'EX', ARGV[6])
+  end
+end
+return {allowed, string.format('%.6f', retry), watched}
 """
 
 
@@ -143,37 +167,42 @@ class RedisTokenBucket:
         # An idle bucket is full again after capacity/rate seconds; keep it no longer.
         self._ttl_ms = math.ceil(capacity / rate * 1000) + 1000
 
-    def take(self, key: str) -> Decision:
+    def take(self, key: str, watch: Watch | None = None) -> Decision:
         """One EVALSHA, sent and read on a pooled connection directly: redis-py's generic
         command path (observability hooks, response callbacks) costs more client time than
         Redis spends on the script. As with redis-py's retry (settings: once, no backoff), a
         connection that fails is replaced and the call made once more; a script Redis has
         forgotten (restart, SCRIPT FLUSH) is loaded again."""
         now = self.clock() if self.clock is not None else -1
-        bucket = self.prefix + key
+        keys = [self.prefix + key]
         args: list[str | int | float] = [self.capacity, self.rate, now, self._ttl_ms]
-        command = ["EVALSHA", self._script.sha, 1, bucket, *args]
+        if watch is not None:
+            keys.append(watch.key)
+            args += [watch.initial, watch.ttl_seconds]
+        command = ["EVALSHA", self._script.sha, len(keys), *keys, *args]
         pool = self._client.connection_pool
         pooled = pool.get_connection()
         connection = cast(_Connection, pooled)
         try:
             try:
                 connection.send_command(*command)
-                allowed, retry = connection.read_response()
+                allowed, retry, watched = connection.read_response()
             except (redis.ConnectionError, redis.TimeoutError):
                 connection.disconnect()
                 connection.send_command(*command)
-                allowed, retry = connection.read_response()
+                allowed, retry, watched = connection.read_response()
         except NoScriptError:
             pool.release(pooled)  # the connection is fine; the script did not run
-            allowed, retry = self._script(keys=[bucket], args=args)
+            allowed, retry, watched = self._script(keys=keys, args=args)
         except BaseException:
             connection.disconnect()
             pool.release(pooled)
             raise
         else:
             pool.release(pooled)
-        return Decision(bool(int(allowed)), float(retry))
+        if isinstance(watched, bytes):
+            watched = watched.decode()
+        return Decision(bool(int(allowed)), float(retry), watched or None)
 
 
 class FailOpenBucket:
@@ -192,10 +221,10 @@ class FailOpenBucket:
         self.retry_interval, self.clock = retry_interval, clock
         self._down_until = 0.0
 
-    def take(self, key: str) -> Decision:
+    def take(self, key: str, watch: Watch | None = None) -> Decision:
         if self.clock() >= self._down_until:
             try:
-                decision = self.primary.take(key)
+                decision = self.primary.take(key, watch)
             except redis.RedisError as exc:
                 if self._down_until == 0.0:
                     logger.warning(
@@ -212,15 +241,23 @@ class FailOpenBucket:
 
 
 @functools.lru_cache(maxsize=1)
+def redis_client() -> redis.Redis | None:
+    """The process's Redis client for the bucket and the key-state epochs (None without
+    REDIS_URL), with the cache's connection options (gerion.settings.CACHES): short timeouts,
+    one immediate retry, no backoff."""
+    if not settings.REDIS_URL:
+        return None
+    return redis.Redis.from_url(settings.REDIS_URL, **settings.CACHES["default"]["OPTIONS"])
+
+
+@functools.lru_cache(maxsize=1)
 def get_bucket() -> TokenBucket:
     """The process's authentication bucket, as configured."""
     capacity, rate = settings.GERION_AUTH_BURST, settings.GERION_AUTH_RATE_PER_SECOND
     local = LocalTokenBucket(capacity, rate)
-    if not settings.REDIS_URL:
+    client = redis_client()
+    if client is None:
         return local
-    # The same connection options as the cache (gerion.settings.CACHES): short timeouts, one
-    # immediate retry, no backoff.
-    client = redis.Redis.from_url(settings.REDIS_URL, **settings.CACHES["default"]["OPTIONS"])
     return FailOpenBucket(RedisTokenBucket(client, capacity, rate), local)
 
 

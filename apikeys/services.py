@@ -39,6 +39,7 @@ from apikeys.models import (
 from apikeys.ratelimit import TokenBucket, get_bucket
 from apikeys.repositories import DEFAULT_PATTERNS, normalize_patterns
 from apikeys.selectors import api_key_state
+from apikeys.state_cache import get_key_state_cache, state_changed
 from apikeys.tokens import TokenRejected, mint_token, verify_token
 from gerion.net import client_network
 from gerion.problems import ProblemError
@@ -226,6 +227,7 @@ def api_key_update(
             if not stored or stored[0] is not None:
                 raise RevocationIsFinal()
             raise KeyIsRetiring()
+        state_changed(api_key.lookup_id)
         _audit_key(AuditEvent.Action.KEY_UPDATED, api_key, changed_by, actor_name, changes)
         _predecessors_follow(api_key, changed_by, actor_name, changes)
     return api_key
@@ -255,6 +257,7 @@ def _predecessors_follow(
         if predecessor is None:
             return
         ApiKey.objects.filter(pk=predecessor.pk).update(**followed)
+        state_changed(predecessor.lookup_id)
         detail = {**changes, "followed_successor": api_key.api_key_id}
         _audit_key(AuditEvent.Action.KEY_UPDATED, predecessor, changed_by, actor_name, detail)
         predecessor_id = predecessor.rolled_from_id
@@ -301,6 +304,7 @@ def api_key_roll(
         # Retire first: the successor takes over the client_id, unique among keys that are
         # not retiring.
         ApiKey.objects.filter(pk=old.pk).update(retires_at=retires_at)
+        state_changed(old.lookup_id)
         old.retires_at = retires_at
         successor, plaintext = _insert_key(
             name=old.name,
@@ -337,7 +341,8 @@ def api_key_revoke(
     """Revoke now and for good. Returns False if it was already revoked (nothing changes).
 
     Every token minted from the key fails on its next use: token checks read the key's state
-    from the database on every request, so there is nothing to invalidate or wait for.
+    from the database on every request. Authentication refuses it at once too: its state kept
+    by workers stops matching (apikeys.state_cache).
     """
     now = timezone.now()
     by = revoked_by if revoked_by is not None and revoked_by.pk else None
@@ -346,6 +351,7 @@ def api_key_revoke(
             revoked_at=now, revoked_by=by
         )
         if changed:
+            state_changed(api_key.lookup_id)
             api_key.revoked_at, api_key.revoked_by = now, by
             _audit_key(AuditEvent.Action.KEY_REVOKED, api_key, revoked_by, actor_name)
     if changed:
@@ -366,6 +372,7 @@ def api_key_delete(
             {"name": api_key.name, "was": api_key.status().value},
             link=False,
         )
+        state_changed(api_key.lookup_id)
         api_key.delete()
     logger.info("api key deleted", extra={"api_key_id": api_key.api_key_id})
 
@@ -466,13 +473,33 @@ def m2m_authenticate(
     parsed: ParsedKey | None = parse_key(presented_key)  # cheap: no hashing, no query
     if parsed is None:
         raise refuse_for_ip(errors.invalid_api_key("The API key is malformed."))
-    api_key = api_key_state(lookup_id=parsed.lookup_id)
+    lookup_id = parsed.lookup_id
+    # The key's state as this worker keeps it (apikeys.state_cache), else from the database,
+    # tagged with the epoch it is read under. Either way its secret hash is right: it never
+    # changes for a key.
+    states = get_key_state_cache()
+    kept = states.kept(lookup_id)
+    if kept is None:
+        epoch = states.current_epoch(lookup_id)
+        api_key = api_key_state(lookup_id=lookup_id)
+    else:
+        epoch, api_key = kept.epoch, kept.api_key
     if api_key is None:
         raise refuse_for_ip(errors.api_key_not_found())
     if not key_matches(parsed.plaintext, api_key.secret_hash):
         raise refuse_for_ip(errors.invalid_api_key())
 
-    decision = bucket.take(f"key:{api_key.lookup_id}")
+    # The bucket's take reads the key's epoch too: the state used from here on is current.
+    decision = bucket.take(f"key:{lookup_id}", states.watch(lookup_id))
+    if decision.watched is None or decision.watched != epoch:
+        if kept is not None or decision.watched is not None:
+            # Changed since it was read, or unconfirmed (Redis unreachable): read it again.
+            api_key = api_key_state(lookup_id=lookup_id)
+            if api_key is None:
+                states.forget(lookup_id)
+                raise errors.api_key_not_found()
+        epoch = decision.watched
+    states.keep(lookup_id, api_key, epoch)
     if not decision.allowed:
         raise errors.rate_limited(decision.retry_after_header)
 

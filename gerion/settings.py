@@ -248,6 +248,10 @@ GERION_LOGIN_FAILURE_RATE = os.environ.get("GERION_LOGIN_FAILURE_RATE", "10/5m")
 GERION_LOGIN_USERNAME_FAILURE_RATE = os.environ.get("GERION_LOGIN_USERNAME_FAILURE_RATE", "20/15m")
 # last_used_at is written at most once per key per this many seconds.
 GERION_LAST_USED_RESOLUTION_SECONDS = 60
+# How long a worker may use an API key's state it keeps between authentications without reading
+# it again, as a safety net only: every change made through the service renews the key's epoch
+# in Redis, which stops the kept state at once (apikeys.state_cache). 0 turns keeping off.
+GERION_KEY_STATE_MAX_AGE = float(os.environ.get("GERION_KEY_STATE_MAX_AGE", "10"))
 
 # --- Staff pages: triage service levels ------------------------------------------------------
 # Days a finding of each severity may stay open (counted from the day it was first seen, UTC)

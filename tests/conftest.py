@@ -61,10 +61,13 @@ def _clear_cache() -> None:
     """Each test starts with an empty cache (rate-limit buckets, failure counters)."""
     from django.core.cache import cache
 
-    from apikeys.ratelimit import get_bucket
+    from apikeys.ratelimit import get_bucket, redis_client
+    from apikeys.state_cache import get_key_state_cache
 
     cache.clear()
     get_bucket.cache_clear()
+    redis_client.cache_clear()
+    get_key_state_cache.cache_clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

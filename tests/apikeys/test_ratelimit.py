@@ -123,10 +123,10 @@ def test_the_shared_bucket_resumes_when_redis_returns(redis_client):
             self.down = True
             self.real = RedisTokenBucket(redis_client, 10, 30.0, clock=clock)
 
-        def take(self, key):
+        def take(self, key, watch=None):
             if self.down:
                 raise redis.ConnectionError("down")
-            return self.real.take(key)
+            return self.real.take(key, watch)
 
     clock = FakeClock()
     primary = Flaky()
