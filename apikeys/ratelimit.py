@@ -48,6 +48,16 @@ class Decision:
         return str(max(1, math.ceil(self.retry_after)))
 
 
+@dataclass(frozen=True)
+class Watch:
+    key: str
+    initial: str  # stored if the key is missing, and then returned
+    ttl_seconds: int
+
+
+Finish = Callable[[], Decision]
+
+
 class TokenBucket(Protocol):
     capacity: int
     rate: float
@@ -58,12 +68,11 @@ class TokenBucket(Protocol):
         kept in Redis on the same request pays one round trip for both."""
         ...
 
-
-@dataclass(frozen=True)
-class Watch:
-    key: str
-    initial: str  # stored if the key is missing, and then returned
-    ttl_seconds: int
+    def start_take(self, key: str, watch: Watch | None = None) -> Finish:
+        """take(), split in two: the request is sent now, and the returned function waits for
+        the answer, so that the caller can work meanwhile. The caller must call it, whatever
+        happens in between (the connection is held until then)."""
+        ...
 
 
 def _refill(tokens: float, last: float, now: float, capacity: int, rate: float) -> float:
@@ -77,6 +86,10 @@ class LocalTokenBucket:
         self.capacity, self.rate, self.clock = capacity, rate, clock
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def start_take(self, key: str, watch: Watch | None = None) -> Finish:
+        decision = self.take(key, watch)
+        return lambda: decision
 
     def take(self, key: str, watch: Watch | None = None) -> Decision:
         with self._lock:
@@ -168,6 +181,9 @@ class RedisTokenBucket:
         self._ttl_ms = math.ceil(capacity / rate * 1000) + 1000
 
     def take(self, key: str, watch: Watch | None = None) -> Decision:
+        return self.start_take(key, watch)()
+
+    def start_take(self, key: str, watch: Watch | None = None) -> Finish:
         """One EVALSHA, sent and read on a pooled connection directly: redis-py's generic
         command path (observability hooks, response callbacks) costs more client time than
         Redis spends on the script. As with redis-py's retry (settings: once, no backoff), a
@@ -186,23 +202,36 @@ class RedisTokenBucket:
         try:
             try:
                 connection.send_command(*command)
-                allowed, retry, watched = connection.read_response()
             except (redis.ConnectionError, redis.TimeoutError):
                 connection.disconnect()
                 connection.send_command(*command)
-                allowed, retry, watched = connection.read_response()
-        except NoScriptError:
-            pool.release(pooled)  # the connection is fine; the script did not run
-            allowed, retry, watched = self._script(keys=keys, args=args)
         except BaseException:
             connection.disconnect()
             pool.release(pooled)
             raise
-        else:
-            pool.release(pooled)
-        if isinstance(watched, bytes):
-            watched = watched.decode()
-        return Decision(bool(int(allowed)), float(retry), watched or None)
+
+        def finish() -> Decision:
+            try:
+                try:
+                    allowed, retry, watched = connection.read_response()
+                except (redis.ConnectionError, redis.TimeoutError):
+                    connection.disconnect()
+                    connection.send_command(*command)
+                    allowed, retry, watched = connection.read_response()
+            except NoScriptError:
+                pool.release(pooled)  # the connection is fine; the script did not run
+                allowed, retry, watched = self._script(keys=keys, args=args)
+            except BaseException:
+                connection.disconnect()
+                pool.release(pooled)
+                raise
+            else:
+                pool.release(pooled)
+            if isinstance(watched, bytes):
+                watched = watched.decode()
+            return Decision(bool(int(allowed)), float(retry), watched or None)
+
+        return finish
 
 
 class FailOpenBucket:
@@ -222,22 +251,37 @@ class FailOpenBucket:
         self._down_until = 0.0
 
     def take(self, key: str, watch: Watch | None = None) -> Decision:
-        if self.clock() >= self._down_until:
+        return self.start_take(key, watch)()
+
+    def start_take(self, key: str, watch: Watch | None = None) -> Finish:
+        if self.clock() < self._down_until:
+            return self.fallback.start_take(key)
+        try:
+            finish = self.primary.start_take(key, watch)
+        except redis.RedisError as exc:
+            self._down(exc)
+            return self.fallback.start_take(key)
+
+        def finish_or_fall_back() -> Decision:
             try:
-                decision = self.primary.take(key, watch)
+                decision = finish()
             except redis.RedisError as exc:
-                if self._down_until == 0.0:
-                    logger.warning(
-                        "rate limiter: Redis unreachable (%s); using per-process buckets",
-                        type(exc).__name__,
-                    )
-                self._down_until = self.clock() + self.retry_interval
-            else:
-                if self._down_until:
-                    logger.info("rate limiter: Redis reachable again; shared buckets resumed")
-                    self._down_until = 0.0
-                return decision
-        return self.fallback.take(key)
+                self._down(exc)
+                return self.fallback.take(key)
+            if self._down_until:
+                logger.info("rate limiter: Redis reachable again; shared buckets resumed")
+                self._down_until = 0.0
+            return decision
+
+        return finish_or_fall_back
+
+    def _down(self, exc: redis.RedisError) -> None:
+        if self._down_until == 0.0:
+            logger.warning(
+                "rate limiter: Redis unreachable (%s); using per-process buckets",
+                type(exc).__name__,
+            )
+        self._down_until = self.clock() + self.retry_interval
 
 
 @functools.lru_cache(maxsize=1)

@@ -40,7 +40,7 @@ from apikeys.ratelimit import TokenBucket, get_bucket
 from apikeys.repositories import DEFAULT_PATTERNS, normalize_patterns
 from apikeys.selectors import api_key_state
 from apikeys.state_cache import get_key_state_cache, state_changed
-from apikeys.tokens import TokenRejected, mint_token, verify_token
+from apikeys.tokens import MintedToken, TokenRejected, mint_token, verify_token
 from gerion.net import client_network
 from gerion.problems import ProblemError
 
@@ -445,6 +445,27 @@ def _client_id_from(body: bytes) -> str:
     )
 
 
+def _token_for(api_key: ApiKey, now: datetime) -> MintedToken:
+    return mint_token(
+        client_id=api_key.client_id,
+        api_key_id=api_key.api_key_id,
+        scopes=list(api_key.permissions),
+        now=now.timestamp(),
+    )
+
+
+def _token_if_usable(api_key: ApiKey, body: bytes, now: datetime) -> MintedToken | None:
+    """The token m2m_authenticate will answer if the bucket allows and the state is current;
+    None if anything would refuse it (m2m_authenticate then says why)."""
+    try:
+        client_id = _client_id_from(body)
+    except ProblemError:
+        return None
+    if client_id != api_key.client_id or _unusable(api_key, now):
+        return None
+    return _token_for(api_key, now)
+
+
 def m2m_authenticate(
     *,
     presented_key: str | None,
@@ -489,11 +510,19 @@ def m2m_authenticate(
     if not key_matches(parsed.plaintext, api_key.secret_hash):
         raise refuse_for_ip(errors.invalid_api_key())
 
-    # The bucket's take reads the key's epoch too: the state used from here on is current.
-    decision = bucket.take(f"key:{lookup_id}", states.watch(lookup_id))
+    # The bucket's take reads the key's epoch too (the state used from here on is current).
+    # While Redis answers, the token is signed as if it will say yes: the signature costs
+    # about what the round trip does, so the request costs about the larger of the two. The
+    # token leaves only if the answer allows it and confirms the state it was made from.
+    finish = bucket.start_take(f"key:{lookup_id}", states.watch(lookup_id))
+    try:
+        early = _token_if_usable(api_key, body, now)
+    finally:
+        decision = finish()
     if decision.watched is None or decision.watched != epoch:
         if kept is not None or decision.watched is not None:
             # Changed since it was read, or unconfirmed (Redis unreachable): read it again.
+            early = None
             api_key = api_key_state(lookup_id=lookup_id)
             if api_key is None:
                 states.forget(lookup_id)
@@ -513,12 +542,7 @@ def m2m_authenticate(
         )
 
     api_key_touch(api_key=api_key, now=now)
-    minted = mint_token(
-        client_id=api_key.client_id,
-        api_key_id=api_key.api_key_id,
-        scopes=list(api_key.permissions),
-        now=now.timestamp(),
-    )
+    minted = early or _token_for(api_key, now)
     _record_signing_key_activation(minted.kid)
     return IssuedToken(
         access_token=minted.token,

@@ -124,9 +124,12 @@ def test_the_shared_bucket_resumes_when_redis_returns(redis_client):
             self.real = RedisTokenBucket(redis_client, 10, 30.0, clock=clock)
 
         def take(self, key, watch=None):
+            return self.start_take(key, watch)()
+
+        def start_take(self, key, watch=None):
             if self.down:
                 raise redis.ConnectionError("down")
-            return self.real.take(key, watch)
+            return self.real.start_take(key, watch)
 
     clock = FakeClock()
     primary = Flaky()

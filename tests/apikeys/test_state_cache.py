@@ -101,6 +101,22 @@ def test_a_deleted_key_is_unknown_on_the_next_request(kept_key):
     assert _code(response) == "api_key_not_found"
 
 
+def test_a_change_announced_by_another_process_reaches_the_token_made_meanwhile(kept_key):
+    """Another worker narrows the key: it writes the database and renews the epoch; this
+    process still keeps the old state, signs with it while Redis answers, and must throw that
+    token away."""
+    api_key, plaintext, client = kept_key
+    ApiKey.objects.filter(pk=api_key.pk).update(permissions=["read:findings"])
+    redis.Redis.from_url(settings.REDIS_URL).set(
+        get_key_state_cache().epoch_key(api_key.lookup_id), "renewed-elsewhere"
+    )
+    assert get_key_state_cache().kept(api_key.lookup_id) is not None  # still the old one
+    response = authenticate(client, plaintext, CLIENT_ID)
+    assert response.status_code == 200
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["scope"] == "read:findings"
+
+
 def _revoke_behind_the_services_back(api_key: ApiKey) -> None:
     """What an operator's hand-written SQL does: no epoch is renewed."""
     ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
