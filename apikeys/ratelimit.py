@@ -153,7 +153,7 @@ return {allowed, string.format('%.6f', retry), watched}
 """
 
 
-class _Connection(Protocol):
+class PooledConnection(Protocol):
     """What the bucket uses of a pooled redis-py connection (its methods are untyped)."""
 
     def send_command(self, *args: Any) -> None: ...
@@ -198,7 +198,7 @@ class RedisTokenBucket:
         command = ["EVALSHA", self._script.sha, len(keys), *keys, *args]
         pool = self._client.connection_pool
         pooled = pool.get_connection()
-        connection = cast(_Connection, pooled)
+        connection = cast(PooledConnection, pooled)
         try:
             try:
                 connection.send_command(*command)

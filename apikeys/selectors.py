@@ -91,8 +91,8 @@ def _as_first_statement(connection: BaseDatabaseWrapper, run: Callable[[], T]) -
 
 def api_key_state(*, lookup_id: str) -> ApiKey | None:
     """The key with this lookup id, loaded with STATE_FIELDS only, or None: one statement on
-    the unique index, nothing compiled per call. Every token check and authentication reads
-    the key through here, so revocation, expiry, rolling and narrowing act at once."""
+    the unique index, nothing compiled per call. Token checks and authentication read the key
+    through here whenever the state a worker keeps is not confirmed (apikeys.state_cache)."""
     connection = connections[DEFAULT_DB_ALIAS]
     statement = _state_statement(connection.vendor)
 

@@ -40,7 +40,13 @@ from apikeys.ratelimit import TokenBucket, get_bucket
 from apikeys.repositories import DEFAULT_PATTERNS, normalize_patterns
 from apikeys.selectors import api_key_state
 from apikeys.state_cache import get_key_state_cache, state_changed
-from apikeys.tokens import MintedToken, TokenRejected, mint_token, verify_token
+from apikeys.tokens import (
+    MintedToken,
+    TokenRejected,
+    mint_token,
+    unverified_api_key_id,
+    verify_token,
+)
 from gerion.net import client_network
 from gerion.problems import ProblemError
 
@@ -340,9 +346,8 @@ def api_key_revoke(
 ) -> bool:
     """Revoke now and for good. Returns False if it was already revoked (nothing changes).
 
-    Every token minted from the key fails on its next use: token checks read the key's state
-    from the database on every request. Authentication refuses it at once too: its state kept
-    by workers stops matching (apikeys.state_cache).
+    The key is refused on its next authentication and every token minted from it on its next
+    use, in every worker: the state workers keep of it stops matching (apikeys.state_cache).
     """
     now = timezone.now()
     by = revoked_by if revoked_by is not None and revoked_by.pk else None
@@ -527,8 +532,9 @@ def m2m_authenticate(
             if api_key is None:
                 states.forget(lookup_id)
                 raise errors.api_key_not_found()
-        epoch = decision.watched
-    states.keep(lookup_id, api_key, epoch)
+        states.keep(lookup_id, api_key, decision.watched)
+    elif kept is None:
+        states.keep(lookup_id, api_key, epoch)  # read from the database, confirmed
     if not decision.allowed:
         raise errors.rate_limited(decision.retry_after_header)
 
@@ -601,13 +607,31 @@ class ApiKeyPrincipal:
 def principal_from_token(*, token: str, now: datetime | None = None) -> ApiKeyPrincipal:
     """Verify the token, then the key's state now: a revoked, deleted, expired or retired key
     fails at once, whatever the token's own expiry says, and the key's current permissions
-    and repositories apply, not those it had when the token was minted."""
+    and repositories apply, not those it had when the token was minted.
+
+    The state is the one this worker keeps (apikeys.state_cache) if the key's epoch in Redis
+    confirms it, else read from the database; the epoch is read while the token is verified."""
+    states = get_key_state_cache()
+    hinted = unverified_api_key_id(token)
+    hinted_lookup = lookup_id_from_api_key_id(hinted) if hinted is not None else None
+    finish = states.start_epoch_read(hinted_lookup) if hinted_lookup is not None else None
     try:
         claims = verify_token(token)
     except TokenRejected as exc:
         raise errors.token_rejected(exc.code, exc.detail) from exc
+    finally:
+        epoch = finish() if finish is not None else None
     lookup_id = lookup_id_from_api_key_id(claims["api_key_id"])
-    api_key = api_key_state(lookup_id=lookup_id) if lookup_id is not None else None
+    if lookup_id != hinted_lookup:
+        epoch = None  # cannot happen for a token that verified: the hint is its own claim
+    kept = states.kept(lookup_id) if lookup_id is not None else None
+    if kept is not None and epoch is not None and kept.epoch == epoch:
+        api_key: ApiKey | None = kept.api_key
+    else:
+        # Read after the epoch was: a change committed after this read renews it.
+        api_key = api_key_state(lookup_id=lookup_id) if lookup_id is not None else None
+        if api_key is not None and lookup_id is not None:
+            states.keep(lookup_id, api_key, epoch)
     if api_key is None:
         raise errors.token_rejected("invalid_token", "The API key behind this token was deleted.")
     if api_key.client_id != claims["client_id"]:

@@ -25,7 +25,11 @@ How it stays correct (revocation takes effect at once):
   epoch could not reach Redis, which is logged as an error): a kept state is used for at most
   GERION_KEY_STATE_MAX_AGE seconds (default 10), then read again.
 
-Token checks on the findings API still read the key from the database on every request.
+Token checks on the findings API use the same kept states: the GET of the key's epoch is sent
+before the token's signature is checked and read after, so it costs about nothing more than
+the check; a token's claims name the key, and a state is used only for the key the verified
+token names. A token check never creates an epoch (authentication does): without one, the state
+is read from the database and not kept.
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from django.conf import settings
 from django.db import transaction
 
 from apikeys.models import ApiKey
-from apikeys.ratelimit import Watch, redis_client
+from apikeys.ratelimit import PooledConnection, Watch, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +127,41 @@ class KeyStateCache:
         if old is None:
             return fresh
         return old.decode() if isinstance(old, bytes) else str(old)
+
+    def start_epoch_read(self, lookup_id: str) -> Callable[[], str | None]:
+        """The key's epoch in Redis (None if missing or unreachable), read in two halves: the
+        GET is sent now, and the returned function waits for the answer, so that the caller
+        can verify a token meanwhile. It must be called (it gives the connection back)."""
+        if not self.enabled:
+            return lambda: None
+        assert self.client is not None
+        pool = self.client.connection_pool
+        try:
+            pooled = pool.get_connection()
+        except redis.RedisError:
+            return lambda: None
+        connection = cast(PooledConnection, pooled)
+        key = self.epoch_key(lookup_id)
+        try:
+            connection.send_command("GET", key)
+        except redis.RedisError:
+            connection.disconnect()
+            pool.release(pooled)
+            return lambda: None
+
+        def finish() -> str | None:
+            try:
+                value = connection.read_response()
+            except BaseException as exc:
+                connection.disconnect()  # never back in the pool with an answer unread
+                pool.release(pooled)
+                if isinstance(exc, redis.RedisError):
+                    return None
+                raise
+            pool.release(pooled)
+            return value.decode() if isinstance(value, bytes) else None
+
+        return finish
 
     def keep(self, lookup_id: str, api_key: ApiKey, epoch: str | None) -> None:
         if epoch is None or not self.enabled:

@@ -164,6 +164,21 @@ def verify_token(token: str, *, keyset: KeySet | None = None) -> dict[str, Any]:
     return claims
 
 
+def unverified_api_key_id(token: str) -> str | None:
+    """The `api_key_id` claim as the token says it, signature unchecked, or None: only a hint,
+    to start reading the key's state while the token is verified (the verified claims decide
+    which key's state is used)."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        claims = orjson.loads(base64url_decode(parts[1]))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    value = claims.get("api_key_id") if isinstance(claims, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     names = [name for name, _ in pairs]
     if len(names) != len(set(names)):  # RFC 7519 section 4: we reject, not pick the last

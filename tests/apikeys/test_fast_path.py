@@ -11,6 +11,7 @@ from django.test import Client
 
 from apikeys.selectors import api_key_state
 from apikeys.services import principal_from_token
+from apikeys.state_cache import get_key_state_cache
 from tests.apikeys.conftest import AUTH_URL, authenticate, token_for
 from tests.factories import make_api_key
 from tests.support.servers import gunicorn, live_database_url
@@ -68,13 +69,21 @@ def test_an_unknown_lookup_id_reads_nothing_else():
 
 
 @pytest.mark.django_db
-def test_a_findings_request_checks_its_token_with_one_statement(django_assert_num_queries):
+def test_a_findings_request_checks_its_token_with_one_statement_or_none(
+    django_assert_num_queries,
+):
     _, plaintext = make_api_key(client_id="one-query")
     token = token_for(Client(), plaintext, "one-query")
     principal_from_token(token=token)  # the once-a-minute last-used write happens here
+    # The state authentication kept, confirmed by its epoch in Redis: no statement.
+    with django_assert_num_queries(0):
+        assert principal_from_token(token=token).client_id == "one-query"
+    # A worker that keeps nothing (another worker authenticated): one statement.
+    get_key_state_cache.cache_clear()
     with django_assert_num_queries(1):
-        principal = principal_from_token(token=token)
-    assert principal.client_id == "one-query"
+        assert principal_from_token(token=token).client_id == "one-query"
+    with django_assert_num_queries(0):  # and from then on it keeps it
+        assert principal_from_token(token=token).client_id == "one-query"
 
 
 @pytest.mark.django_db

@@ -130,8 +130,11 @@ def test_a_change_made_in_sql_by_hand_is_seen_within_the_max_age(kept_key):
     # Kept again under the fake clock.
     cache.forget(api_key.lookup_id)
     assert authenticate(client, plaintext, CLIENT_ID).status_code == 200
+    # Used again meanwhile: a busy key's state still ages from when it was read.
+    now[0] += settings.GERION_KEY_STATE_MAX_AGE * 0.6
+    assert authenticate(client, plaintext, CLIENT_ID).status_code == 200
     _revoke_behind_the_services_back(api_key)
-    now[0] += settings.GERION_KEY_STATE_MAX_AGE + 0.1
+    now[0] += settings.GERION_KEY_STATE_MAX_AGE * 0.5
     response = authenticate(client, plaintext, CLIENT_ID)
     assert response.status_code == 401
     assert _code(response) == "api_key_revoked"
@@ -186,10 +189,15 @@ def test_a_wrong_secret_is_refused_for_a_kept_key_and_spends_nothing_of_its_buck
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_every_worker_of_every_server_refuses_a_key_revoked_by_the_command(tmp_path):
+def test_every_worker_of_every_server_refuses_a_key_and_its_tokens_once_revoked(tmp_path):
     _, plaintext = make_api_key(client_id=CLIENT_ID)
     api_key = ApiKey.objects.get(client_id=CLIENT_ID)
-    env = {"DATABASE_URL": live_database_url(), "GERION_AUTH_BURST": "1000"}
+    # Kept states never grow too old here: only their epochs can make the workers refuse.
+    env = {
+        "DATABASE_URL": live_database_url(),
+        "GERION_AUTH_BURST": "1000",
+        "GERION_KEY_STATE_MAX_AGE": "3600",
+    }
 
     def sign_in(url: str) -> requests.Response:
         return requests.post(
@@ -201,9 +209,19 @@ def test_every_worker_of_every_server_refuses_a_key_revoked_by_the_command(tmp_p
 
     with gunicorn(tmp_path, workers=2, env=env) as a, gunicorn(tmp_path, workers=2, env=env) as b:
         # Enough requests that every worker has served (and kept) the key.
+        tokens = []
         for _ in range(12):
             for server in (a, b):
-                assert sign_in(server.url).status_code == 200
+                response = sign_in(server.url)
+                assert response.status_code == 200
+                tokens.append(response.json()["access_token"])
+        for token in tokens:  # and checked its tokens, with the state it keeps
+            listed = requests.get(
+                a.url + "/api/v1/findings",
+                headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+                timeout=20,
+            )
+            assert listed.status_code == 200
         revoked = subprocess.run(
             [sys.executable, "manage.py", "revokeapikey", api_key.api_key_id],
             cwd=REPO,
@@ -213,6 +231,44 @@ def test_every_worker_of_every_server_refuses_a_key_revoked_by_the_command(tmp_p
             timeout=60,
         )
         assert revoked.returncode == 0, revoked.stderr
+        uses = [
+            requests.get(
+                server.url + "/api/v1/findings",
+                headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+                timeout=20,
+            )
+            for token in tokens[:12]
+            for server in (a, b)
+        ]
         answers = [sign_in(server.url) for _ in range(12) for server in (a, b)]
+    assert {response.status_code for response in uses} == {401}
+    assert {response.json()["code"] for response in uses} == {"api_key_revoked"}
     assert {response.status_code for response in answers} == {401}
     assert {response.json()["code"] for response in answers} == {"api_key_revoked"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_of_a_kept_key_is_refused_once_the_key_is_revoked(kept_key):
+    from apikeys.services import principal_from_token
+    from tests.apikeys.conftest import token_for
+
+    api_key, plaintext, client = kept_key
+    token = token_for(client, plaintext, CLIENT_ID)
+    assert principal_from_token(token=token).client_id == CLIENT_ID
+    assert api_key_revoke(api_key=api_key, actor_name="test")
+    response = client.get("/api/v1/findings", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401
+    assert _code(response) == "api_key_revoked"
+
+
+def test_a_token_check_trusts_no_kept_state_another_process_announced_a_change_of(kept_key):
+    from apikeys.services import principal_from_token
+    from tests.apikeys.conftest import token_for
+
+    api_key, plaintext, client = kept_key
+    token = token_for(client, plaintext, CLIENT_ID)
+    ApiKey.objects.filter(pk=api_key.pk).update(permissions=["read:findings"])
+    redis.Redis.from_url(settings.REDIS_URL).set(
+        get_key_state_cache().epoch_key(api_key.lookup_id), "renewed-elsewhere"
+    )
+    assert principal_from_token(token=token).scopes == {"read:findings"}
