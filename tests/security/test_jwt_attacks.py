@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.utils import timezone
 
 from apikeys.models import ApiKey
-from apikeys.services import api_key_delete, api_key_revoke
+from apikeys.services import api_key_delete, api_key_revoke, api_key_update
 from apikeys.signing_keys import get_keyset
 from findings.models import Finding, Upload
 from tests.factories import make_api_key
@@ -365,8 +365,17 @@ def test_a_genuine_token_dies_with_its_key(server, victim, fate):
         api_key_revoke(api_key=key, actor_name="tests")
     elif fate == "deleted":
         api_key_delete(api_key=key, actor_name="tests")
-    else:
-        ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    else:  # it reaches its expiry (set through the service: an edit renews the key's epoch)
+        expiry = timezone.now() + timedelta(seconds=1)
+        api_key_update(
+            api_key=key,
+            changed_by=None,
+            name=key.name,
+            permissions=key.permissions,
+            expires_at=expiry,
+            actor_name="tests",
+        )
+        time.sleep(max(0.0, (expiry - timezone.now()).total_seconds()) + 0.1)
     assert_refused(server, victim["token"])
 
 
