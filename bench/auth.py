@@ -182,16 +182,17 @@ def trace(
     spent: dict[str, list[float]] = defaultdict(list)
     this_request: dict[str, float] = defaultdict(float)
 
-    def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(
+        stage: str, function: Callable[..., Any], *, returns_finish: bool = False
+    ) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 result = function(*args, **kwargs)
             finally:
                 this_request[stage] += time.perf_counter() - started
-            if stage == "bucket":  # start_take: sending; what it returns waits for the answer
-                return timed(stage, result)
-            return result
+            # start_take sends; the function it returns waits for the answer: both count.
+            return timed(stage, result) if returns_finish else result
 
         return wrapper
 
@@ -208,7 +209,8 @@ def trace(
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in stages]
     try:
         for owner, name, stage in stages:
-            setattr(owner, name, timed(stage, getattr(owner, name)))
+            wrapped = timed(stage, getattr(owner, name), returns_finish=name == "start_take")
+            setattr(owner, name, wrapped)
         for _ in range(rounds):
             this_request.clear()
             started = time.perf_counter()

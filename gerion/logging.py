@@ -21,6 +21,13 @@ from gerion.context import client_id_var, request_id_var
 
 REDACTED = "[REDACTED]"
 
+# What no line of ours shows (caller's file and line, thread and process names) is not worked
+# out for every record: the logging HOWTO's "Optimization" switches. An access log line is
+# written on every request; the caller lookup alone walks the stack for each.
+logging._srcfile = None
+logging.logThreads = False
+logging.logMultiprocessing = False
+
 _SECRET_PATTERNS = [
     re.compile(r"gerion_[a-z0-9]{4,}_[A-Za-z0-9]+"),  # API keys (apikeys.keys.KEY_RE)
     re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWS compact
