@@ -249,9 +249,18 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 def _carries_nul(request: HttpRequest) -> bool:
     if "\x00" in request.path_info:
         return True
-    if any("\x00" in name or "\x00" in value for name, value in _pairs(request.GET)):
+    # The query and the cookies are parsed only if their raw text could hold a NUL once
+    # decoded: a raw NUL or `%00` in the query, a raw NUL or a backslash escape (`\000` in a
+    # quoted value) in the cookies. Most requests have neither, and parsing is not free.
+    query = request.META.get("QUERY_STRING", "")
+    if ("\x00" in query or "%00" in query) and any(
+        "\x00" in name or "\x00" in value for name, value in _pairs(request.GET)
+    ):
         return True
-    if any("\x00" in name or "\x00" in value for name, value in request.COOKIES.items()):
+    cookies = request.META.get("HTTP_COOKIE", "")
+    if ("\x00" in cookies or "\\" in cookies) and any(
+        "\x00" in name or "\x00" in value for name, value in request.COOKIES.items()
+    ):
         return True
     if any(
         "\x00" in str(value) for name, value in request.META.items() if name.startswith("HTTP_")
