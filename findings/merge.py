@@ -100,6 +100,12 @@ _BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
 _RULES = "gerion_scanner_rule_new"
+# An upload's rules (findings.normalize.ParsedUpload.rules): digest -> its row.
+Rules = dict[str, tuple[str, str, bytes | Raw]]
+_STORED_RULES = (
+    "SELECT string_agg(digest, ',') FROM findings_scannerrule "
+    "WHERE digest = ANY(string_to_array(%s, ','))"
+)
 _STREAM = "repository_name = %(repo)s AND branch_name = %(branch)s AND scan_type = %(scan_type)s"
 
 
@@ -194,33 +200,29 @@ def merge_upload(
     )
 
 
-def store_rules(
-    connection: BaseDatabaseWrapper, rules: dict[str, tuple[str, str, bytes | Raw]]
-) -> None:
+def store_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
     """The rules an upload's findings refer to (findings.models.ScannerRule; `rules` maps
     each digest to its row), each once: a rule already stored under its digest is the same
     rule, and is not sent again."""
     if not rules:
         return
-    # One order for every upload: two that store the same new rules at once wait for each
-    # other's commit, in the same order, and never deadlock.
-    digests = sorted(rules)
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.executemany(
                 "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
                 "ON CONFLICT (digest) DO NOTHING",
-                [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in digests],
+                [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in sorted(rules)],
             )
             return
-        # The digests as one text (hex digits, split by PostgreSQL): a list parameter of
-        # 100,000 strings costs more to send than the query takes.
-        cursor.execute(
-            "SELECT digest FROM findings_scannerrule WHERE digest = ANY(string_to_array(%s, ','))",
-            [",".join(digests)],
-        )
-        stored = {digest for (digest,) in cursor.fetchall()}
-        new = [rules[d] for d in digests if d not in stored]
+        # The digests as one text (hex digits, split by PostgreSQL), and those stored
+        # already back as one text: 100,000 strings as a list parameter, or as rows, cost
+        # more to send and read than the query takes.
+        cursor.execute(_STORED_RULES, [",".join(rules)])
+        (found,) = cursor.fetchone()
+        stored = set(found.split(",")) if found else set()
+        # One order for every upload: two that store the same new rules at once wait for each
+        # other's commit, in the same order, and never deadlock.
+        new = [rules[d] for d in sorted(rules.keys() - stored)]
         if not new:
             return
         # The new ones by binary COPY straight into the table (the JSON text as it was

@@ -343,8 +343,10 @@ class ScannerRule(models.Model):
     one upload. A SARIF finding names it by `digest` in its raw data (findings.readers.sarif);
     rows are only ever added (equal digests are equal rules), so none is left dangling."""
 
-    # blake2b-128 of the JSON, hex. Looked up by equality only: the LIKE index Django adds
-    # to a text key on PostgreSQL is dropped (migration 0009), as it costs each new rule.
+    # The first 128 bits of the SHA-256 of the JSON, hex (findings.readers.sarif.rule_digest;
+    # rules stored before it keep their BLAKE2b-128 key, which their findings name). Looked up
+    # by equality only: the LIKE index Django adds to a text key on PostgreSQL is dropped
+    # (migration 0010), as it costs each new rule.
     digest = models.CharField(max_length=32, primary_key=True)
     rule_id = models.TextField()
     # The rule's JSON text as the scanner sent it (findings.selectors.scanner_rules reads it):

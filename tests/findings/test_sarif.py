@@ -5,6 +5,7 @@ one SARIF log that the SARIF 2.1.0 schema accepts and that uploads back as the s
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -358,6 +359,35 @@ def test_a_rule_is_stored_once_however_many_findings_it_describes(client, writer
     assert data["tool"] == {"name": "Trivy", "version": "dev"}
     assert data["rule"]["help"]["text"].startswith("Vulnerability CVE-2019-1547")
     assert data["result"]["message"]["text"].startswith("Package: lib")
+
+
+def test_rules_stored_under_the_earlier_digest_stay_shown_and_a_reupload_moves_to_the_new(
+    client, writer
+):
+    """Rules were keyed by BLAKE2b-128 before SHA-256-128 (findings.readers.sarif.rule_digest):
+    a finding stored then still shows its rule in full, and the next upload of its stream
+    only points it at the rule's current digest (no finding is new, none mitigated)."""
+    body = log("trivy")
+    assert upload(client, writer, body, build_id="1").json()["created"] == 8
+    for finding in Finding.objects.all():  # as the earlier scheme stored them
+        rule = ScannerRule.objects.get(digest=finding.raw["sarif"]["rule"])
+        earlier = hashlib.blake2b(rule.data.encode(), digest_size=16).hexdigest()
+        ScannerRule.objects.get_or_create(
+            digest=earlier, defaults={"rule_id": rule.rule_id, "data": rule.data}
+        )
+        finding.raw["sarif"]["rule"] = earlier
+        finding.content_hash ^= 1  # what it said was digested with the earlier key
+        finding.save(update_fields=["raw", "content_hash"])
+    finding = stored()[0]
+    assert scanner_data_of(finding)["sarif"]["rule"]["help"]["text"].startswith("Vulnerability")
+
+    response = upload(client, writer, body, build_id="2").json()
+    assert (response["created"], response["updated"], response["mitigated"]) == (0, 8, 0)
+    finding.refresh_from_db()
+    rule = ScannerRule.objects.get(digest=finding.raw["sarif"]["rule"])
+    assert finding.raw["sarif"]["rule"] == hashlib.sha256(rule.data.encode()).hexdigest()[:32]
+    assert scanner_data_of(finding)["sarif"]["rule"]["help"]["text"].startswith("Vulnerability")
+    assert ScannerRule.objects.count() == 8  # each of the four CVEs under both keys
 
 
 def test_results_that_report_no_problem_are_not_findings(client, writer):
