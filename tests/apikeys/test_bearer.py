@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from apikeys.services import api_key_delete, api_key_revoke, api_key_update
+from apikeys.state_cache import state_changed
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
 
@@ -65,6 +66,7 @@ def test_an_expired_keys_existing_token_is_refused(client, api_key):
     key, plaintext = api_key
     token = token_for(client, plaintext, "jenkins-main")
     ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    state_changed(key.lookup_id)  # as every change made through the services does
     assert_401(get(client, token), "api_key_expired")
 
 
@@ -72,6 +74,7 @@ def test_a_token_whose_client_id_no_longer_matches_its_key_is_refused(client, ap
     key, plaintext = api_key
     token = token_for(client, plaintext, "jenkins-main")
     ApiKey.objects.filter(pk=key.pk).update(client_id="renamed-runner")
+    state_changed(key.lookup_id)
     assert_401(get(client, token), "invalid_token")
 
 
