@@ -163,6 +163,45 @@ class PooledConnection(Protocol):
     def disconnect(self) -> None: ...
 
 
+def send_now(pool: redis.ConnectionPool, *command: Any) -> Callable[[], Any]:
+    """Send `command` on a pooled connection now; the returned function reads its answer and
+    gives the connection back, so that the caller can work while Redis answers (call it
+    whatever happens in between). Sent and read on the connection directly: redis-py's
+    generic command path (observability hooks, response callbacks) costs more client time
+    than Redis spends on our commands. As with redis-py's retry (settings: once, no
+    backoff), a connection that fails is replaced and the command sent once more."""
+    pooled = pool.get_connection()
+    connection = cast(PooledConnection, pooled)
+    try:
+        try:
+            connection.send_command(*command)
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()
+            connection.send_command(*command)
+    except BaseException:
+        connection.disconnect()
+        pool.release(pooled)
+        raise
+
+    def answer() -> Any:
+        try:
+            try:
+                return connection.read_response()
+            except (redis.ConnectionError, redis.TimeoutError):
+                connection.disconnect()
+                connection.send_command(*command)
+                return connection.read_response()
+        except redis.ResponseError:
+            raise  # Redis answered with an error: the connection itself is fine
+        except BaseException:
+            connection.disconnect()  # never back in the pool with an answer unread
+            raise
+        finally:
+            pool.release(pooled)
+
+    return answer
+
+
 class RedisTokenBucket:
     """Buckets in Redis, shared by every process; one atomic script call per request."""
 
@@ -184,11 +223,8 @@ class RedisTokenBucket:
         return self.start_take(key, watch)()
 
     def start_take(self, key: str, watch: Watch | None = None) -> Finish:
-        """One EVALSHA, sent and read on a pooled connection directly: redis-py's generic
-        command path (observability hooks, response callbacks) costs more client time than
-        Redis spends on the script. As with redis-py's retry (settings: once, no backoff), a
-        connection that fails is replaced and the call made once more; a script Redis has
-        forgotten (restart, SCRIPT FLUSH) is loaded again."""
+        """One EVALSHA (send_now); a script Redis has forgotten (restart, SCRIPT FLUSH) is
+        loaded again."""
         now = self.clock() if self.clock is not None else -1
         keys = [self.prefix + key]
         args: list[str | int | float] = [self.capacity, self.rate, now, self._ttl_ms]
@@ -196,37 +232,13 @@ class RedisTokenBucket:
             keys.append(watch.key)
             args += [watch.initial, watch.ttl_seconds]
         command = ["EVALSHA", self._script.sha, len(keys), *keys, *args]
-        pool = self._client.connection_pool
-        pooled = pool.get_connection()
-        connection = cast(PooledConnection, pooled)
-        try:
-            try:
-                connection.send_command(*command)
-            except (redis.ConnectionError, redis.TimeoutError):
-                connection.disconnect()
-                connection.send_command(*command)
-        except BaseException:
-            connection.disconnect()
-            pool.release(pooled)
-            raise
+        answer = send_now(self._client.connection_pool, *command)
 
         def finish() -> Decision:
             try:
-                try:
-                    allowed, retry, watched = connection.read_response()
-                except (redis.ConnectionError, redis.TimeoutError):
-                    connection.disconnect()
-                    connection.send_command(*command)
-                    allowed, retry, watched = connection.read_response()
-            except NoScriptError:
-                pool.release(pooled)  # the connection is fine; the script did not run
+                allowed, retry, watched = answer()
+            except NoScriptError:  # the script did not run: load it and run it
                 allowed, retry, watched = self._script(keys=keys, args=args)
-            except BaseException:
-                connection.disconnect()
-                pool.release(pooled)
-                raise
-            else:
-                pool.release(pooled)
             if isinstance(watched, bytes):
                 watched = watched.decode()
             return Decision(bool(int(allowed)), float(retry), watched or None)

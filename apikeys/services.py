@@ -459,13 +459,9 @@ def _token_for(api_key: ApiKey, now: datetime) -> MintedToken:
     )
 
 
-def _token_if_usable(api_key: ApiKey, body: bytes, now: datetime) -> MintedToken | None:
+def _token_if_usable(api_key: ApiKey, client_id: str | None, now: datetime) -> MintedToken | None:
     """The token m2m_authenticate will answer if the bucket allows and the state is current;
     None if anything would refuse it (m2m_authenticate then says why)."""
-    try:
-        client_id = _client_id_from(body)
-    except ProblemError:
-        return None
     if client_id != api_key.client_id or _unusable(api_key, now):
         return None
     return _token_for(api_key, now)
@@ -521,7 +517,13 @@ def m2m_authenticate(
     # token leaves only if the answer allows it and confirms the state it was made from.
     finish = bucket.start_take(f"key:{lookup_id}", states.watch(lookup_id))
     try:
-        early = _token_if_usable(api_key, body, now)
+        # A bad body is answered only after the bucket's answer: a 429 comes first.
+        body_problem: ProblemError | None = None
+        try:
+            client_id: str | None = _client_id_from(body)
+        except ProblemError as exc:
+            client_id, body_problem = None, exc
+        early = _token_if_usable(api_key, client_id, now)
     finally:
         decision = finish()
     if decision.watched is None or decision.watched != epoch:
@@ -538,7 +540,8 @@ def m2m_authenticate(
     if not decision.allowed:
         raise errors.rate_limited(decision.retry_after_header)
 
-    client_id = _client_id_from(body)
+    if body_problem is not None:
+        raise body_problem
     unusable = _unusable(api_key, now)
     if unusable:
         raise errors.key_unusable(*unusable)

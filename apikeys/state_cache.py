@@ -42,14 +42,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 import redis
 from django.conf import settings
 from django.db import transaction
 
 from apikeys.models import ApiKey
-from apikeys.ratelimit import PooledConnection, Watch, redis_client
+from apikeys.ratelimit import Watch, redis_client, send_now
 
 logger = logging.getLogger(__name__)
 
@@ -135,30 +134,16 @@ class KeyStateCache:
         if not self.enabled:
             return lambda: None
         assert self.client is not None
-        pool = self.client.connection_pool
         try:
-            pooled = pool.get_connection()
+            answer = send_now(self.client.connection_pool, "GET", self.epoch_key(lookup_id))
         except redis.RedisError:
-            return lambda: None
-        connection = cast(PooledConnection, pooled)
-        key = self.epoch_key(lookup_id)
-        try:
-            connection.send_command("GET", key)
-        except redis.RedisError:
-            connection.disconnect()
-            pool.release(pooled)
             return lambda: None
 
         def finish() -> str | None:
             try:
-                value = connection.read_response()
-            except BaseException as exc:
-                connection.disconnect()  # never back in the pool with an answer unread
-                pool.release(pooled)
-                if isinstance(exc, redis.RedisError):
-                    return None
-                raise
-            pool.release(pooled)
+                value = answer()
+            except redis.RedisError:
+                return None
             return value.decode() if isinstance(value, bytes) else None
 
         return finish
