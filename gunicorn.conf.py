@@ -20,7 +20,9 @@ if not os.environ.get("REDIS_URL") and workers > 1:
         "GERION_WORKERS > 1 needs REDIS_URL: the rate limit must be shared by every worker."
     )
 # Threads let a worker keep serving small requests while another thread parses an upload.
-worker_class = os.environ.get("GERION_WORKER_CLASS", "gthread")
+# gthread, with a keep-alive connection's next request served on the thread that answered the
+# last one when it follows at once (gerion/workers.py).
+worker_class = os.environ.get("GERION_WORKER_CLASS", "gerion.workers.ThreadWorker")
 threads = int(os.environ.get("GERION_THREADS", 4))
 
 # A 100,000-finding upload takes seconds; the timeout only kills a stuck worker.
