@@ -216,6 +216,43 @@ def test_malformed_tokens_are_refused(token):
         verify_token(token)
 
 
+@pytest.mark.parametrize(
+    "segment",
+    [
+        b"", b"e30", b"eyJhIjoxfQ", b"a", b"ab", b"abc", b"abcd", b"abcde", b"ab-_", b"-_-_-",
+        b"!!!!", b"ab!d", b"ab+/", b"ab==", b"abc=", b"a===", b"ab cd", b"ab\ncd", b"ab.cd",
+        b"\xc3\xa9abc", b"ab\x00c", b"A" * 641, b"B" * 640, base64.urlsafe_b64encode(b"x" * 255),
+    ],
+)  # fmt: skip
+def test_token_segments_are_decoded_as_pyjwt_decodes_them(segment):
+    """Verification decodes the three segments with one compiled check instead of PyJWT's
+    loop over each character (apikeys.tokens._Jws): the same bytes, and refused whenever
+    PyJWT refuses (also refused: the `=` padding PyJWT tolerates and our tokens never have)."""
+    from apikeys.tokens import _Jws
+
+    try:
+        expected: bytes | None = jwt.PyJWS._decode_base64url_segment(segment, "payload")
+    except jwt.DecodeError:
+        expected = None
+    try:
+        ours: bytes | None = _Jws._decode_base64url_segment(segment, "payload")
+    except jwt.DecodeError:
+        ours = None
+    if b"=" in segment:
+        assert ours is None
+    else:
+        assert ours == expected
+
+
+def test_verification_uses_the_compiled_segment_check():
+    """PyJWT's own per-character check costs half a verification: a PyJWT release that moved
+    it would make every findings request slower unnoticed."""
+    from apikeys.tokens import _decoder, _Jws
+
+    assert type(_decoder._jws) is _Jws
+    assert "_decode_base64url_segment" in vars(jwt.PyJWS)
+
+
 def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key(settings, pem_files):
     old, new = pem_files
     settings.GERION_JWT_SIGNING_KEY = old
