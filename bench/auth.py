@@ -7,14 +7,13 @@ a raw RSA signature (verification) with the same key.
 PostgreSQL: BENCH_DATABASE_URL (default gerion_bench); Redis: BENCH_REDIS_URL (default db 14).
 gunicorn runs the repository's gunicorn.conf.py (gerion.workers.ThreadWorker) with --workers
 workers; a minimal client sends requests one after another on a keep-alive connection. Logs are
-on at INFO,
-production's default, written to /dev/null (in process) or a file (gunicorn). Each figure is
-measured in rounds alternating with its reference; printed: operations per second (medians of
-5 rounds) and the median ratio; then, for the first key size, where an authenticate request's
-time goes. Token checks run after the key authenticated in this process, so its state is kept,
-as in a worker that served it in the last 10 s (vouched for by the announcements of changes,
-apikeys.state_cache); the second token-check line forgets it first (its epoch is then read,
-and its state read from PostgreSQL).
+on at INFO, production's default, written to /dev/null (in process) or a file (gunicorn). Each
+figure is measured in rounds alternating with its reference; printed: operations per second
+(medians of 5 rounds) and the median ratio; then, for the first key size, where an authenticate
+request's time goes. Token checks run after the key authenticated in this process, so its state
+is kept, as in a worker that served it in the last 10 s (vouched for by the announcements of
+changes, apikeys.state_cache); the second token-check line forgets it first (its epoch is then
+read, and its state read from PostgreSQL).
 """
 
 from __future__ import annotations
