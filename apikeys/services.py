@@ -501,9 +501,8 @@ def m2m_authenticate(
     # changes for a key.
     states = get_key_state_cache()
     kept = states.kept(lookup_id)
-    mark = None
     if kept is None:
-        epoch, mark = states.current_epoch(lookup_id), states.mark()
+        epoch = states.current_epoch(lookup_id)
         api_key = api_key_state(lookup_id=lookup_id)
     else:
         epoch, api_key = kept.epoch, kept.api_key
@@ -531,14 +530,13 @@ def m2m_authenticate(
         if kept is not None or decision.watched is not None:
             # Changed since it was read, or unconfirmed (Redis unreachable): read it again.
             early = None
-            mark = states.mark()
             api_key = api_key_state(lookup_id=lookup_id)
             if api_key is None:
                 states.forget(lookup_id)
                 raise errors.api_key_not_found()
-        states.keep(lookup_id, api_key, decision.watched, mark)
+        states.keep(lookup_id, api_key, decision.watched)
     elif kept is None:
-        states.keep(lookup_id, api_key, epoch, mark)  # read from the database, confirmed
+        states.keep(lookup_id, api_key, epoch)  # read from the database, confirmed
     if not decision.allowed:
         raise errors.rate_limited(decision.retry_after_header)
 
@@ -614,16 +612,12 @@ def principal_from_token(*, token: str, now: datetime | None = None) -> ApiKeyPr
     fails at once, whatever the token's own expiry says, and the key's current permissions
     and repositories apply, not those it had when the token was minted.
 
-    The state is the one this worker keeps (apikeys.state_cache) if the announcements of
-    changes vouch for it, or else the key's epoch in Redis (read while the token is verified);
-    otherwise it is read from the database."""
+    The state is the one this worker keeps (apikeys.state_cache) if the key's epoch in Redis
+    confirms it, else read from the database; the epoch is read while the token is verified."""
     states = get_key_state_cache()
     hinted = unverified_api_key_id(token)
     hinted_lookup = lookup_id_from_api_key_id(hinted) if hinted is not None else None
-    announced = states.announced(hinted_lookup) if hinted_lookup is not None else None
-    finish = None
-    if announced is None and hinted_lookup is not None:
-        finish = states.start_epoch_read(hinted_lookup)
+    finish = states.start_epoch_read(hinted_lookup) if hinted_lookup is not None else None
     try:
         claims = verify_token(token)
     except TokenRejected as exc:
@@ -632,18 +626,15 @@ def principal_from_token(*, token: str, now: datetime | None = None) -> ApiKeyPr
         epoch = finish() if finish is not None else None
     lookup_id = lookup_id_from_api_key_id(claims["api_key_id"])
     if lookup_id != hinted_lookup:
-        # Cannot happen for a token that verified: the hint is its own claim.
-        announced, epoch = None, None
-    kept = announced or (states.kept(lookup_id) if lookup_id is not None else None)
-    if kept is not None and (kept is announced or (epoch is not None and kept.epoch == epoch)):
+        epoch = None  # cannot happen for a token that verified: the hint is its own claim
+    kept = states.kept(lookup_id) if lookup_id is not None else None
+    if kept is not None and epoch is not None and kept.epoch == epoch:
         api_key: ApiKey | None = kept.api_key
     else:
-        # Read after the epoch and the mark: a change committed after this read renews the
-        # one and is announced after the other.
-        mark = states.mark()
+        # Read after the epoch was: a change committed after this read renews it.
         api_key = api_key_state(lookup_id=lookup_id) if lookup_id is not None else None
         if api_key is not None and lookup_id is not None:
-            states.keep(lookup_id, api_key, epoch, mark)
+            states.keep(lookup_id, api_key, epoch)
     if api_key is None:
         raise errors.token_rejected("invalid_token", "The API key behind this token was deleted.")
     if api_key.client_id != claims["client_id"]:

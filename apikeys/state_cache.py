@@ -25,36 +25,23 @@ How it stays correct (revocation takes effect at once):
   epoch could not reach Redis, which is logged as an error): a kept state is used for at most
   GERION_KEY_STATE_MAX_AGE seconds (default 10), then read again.
 
-Token checks on the findings API use the same kept states, confirmed without a round trip:
-- Every epoch renewal is also *announced*: PUBLISHed on a Redis channel, in the same round
-  trip. Each worker process holds one subscribed connection, and before it uses a kept state
-  for a token check it reads, without waiting, whatever announcements have arrived on it
-  (a poll of the socket: microseconds), and forgets the states they name. Redis sends an
-  announcement to every subscriber before the renewal's caller goes on, so a change the
-  operator has seen done has reached each worker's socket before any later request can.
-- A state read from the database is marked with how many announcements had been read before
-  the read: an announcement of that key read after the mark (the change committed after the
-  read, or between the two renewals) makes it untrusted, whichever thread reads it.
-- Trust ends with the subscription: if its connection fails or closes (Redis restarted, a
-  subscriber too slow for Redis's output buffer), announcements may have been lost, so every
-  mark made under it stops counting; a new subscription is tried at most once a second.
-- Otherwise, as before: the GET of the key's epoch is sent before the token's signature is
-  checked and read after. A token's claims name the key, and a state is used only for the key
-  the verified token names. A token check never creates an epoch (authentication does).
+Token checks on the findings API use the same kept states: the GET of the key's epoch is sent
+before the token's signature is checked and read after, so it costs about nothing more than
+the check; a token's claims name the key, and a state is used only for the key the verified
+token names. A token check never creates an epoch (authentication does): without one, the state
+is read from the database and not kept.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from django.conf import settings
@@ -68,25 +55,13 @@ logger = logging.getLogger(__name__)
 EPOCH_PREFIX = "gerion:key-epoch:"
 # An epoch nobody reads for a day is dropped; a missing epoch is re-created with a new value.
 EPOCH_TTL_SECONDS = 24 * 3600
-# Where every epoch renewal is announced (the message: the key's lookup id).
-ANNOUNCEMENTS_CHANNEL = "gerion:key-changed"
-RESUBSCRIBE_AFTER_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Where a worker's announcements stood before a state was read from the database."""
-
-    subscription: int  # which subscription (a new one after each failure)
-    read: int  # how many announcements had been read on it
 
 
 @dataclass(frozen=True)
 class KeptState:
     api_key: ApiKey  # read with STATE_FIELDS (apikeys.selectors.api_key_state)
-    epoch: str | None  # the key's epoch in Redis just before the read (None: none was had)
+    epoch: str  # the key's epoch in Redis just before the read
     read_at: float  # monotonic clock
-    mark: Mark | None = None  # None: read while no subscription was live
 
 
 def new_epoch() -> str:
@@ -108,15 +83,6 @@ class KeyStateCache:
         self.client, self.max_age, self.size, self.clock = client, max_age, size, clock
         self._kept: OrderedDict[str, KeptState] = OrderedDict()
         self._lock = threading.Lock()
-        # The announcements (see the module's docstring): this process's subscribed connection,
-        # which subscription it is, how many announcements were read on it, and after which
-        # one each key was last announced.
-        self._subscriber: Any = None
-        self._subscriber_pid = 0
-        self._subscription = 0
-        self._read = 0
-        self._announced: dict[str, int] = {}
-        self._next_subscribe_at = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -144,97 +110,6 @@ class KeyStateCache:
                 return None
             self._kept.move_to_end(lookup_id)
             return state
-
-    def announced(self, lookup_id: str) -> KeptState | None:
-        """The kept state of this key if the announcements vouch for it: read since this
-        worker's subscription began, and no change of the key announced since the read (every
-        announcement that has arrived is read first). None sends the caller to the epoch."""
-        if not self.enabled:
-            return None
-        with self._lock:
-            if not self._read_announcements():
-                return None
-            state = self._kept.get(lookup_id)
-            if (
-                state is None
-                or state.mark is None
-                or state.mark.subscription != self._subscription
-                or self._announced.get(lookup_id, 0) > state.mark.read
-                or self.clock() - state.read_at > self.max_age
-            ):
-                return None
-            self._kept.move_to_end(lookup_id)
-            return state
-
-    def mark(self) -> Mark | None:
-        """To be taken just before a state is read from the database, and given to `keep`."""
-        if not self.enabled:
-            return None
-        with self._lock:
-            if not self._read_announcements():
-                return None
-            return Mark(self._subscription, self._read)
-
-    def _read_announcements(self) -> bool:
-        """Read every announcement that has arrived, without waiting; False while there is no
-        live subscription (then nothing is vouched for). Called with the lock held."""
-        subscriber = self._subscriber
-        if subscriber is not None and self._subscriber_pid != os.getpid():
-            subscriber = self._subscriber = None  # a fork's copy: the parent's socket
-        if subscriber is None:
-            return self._subscribe()
-        if getattr(subscriber, "_sock", None) is None:
-            # Closed: redis-py's can_read would connect it again, unsubscribed and silent.
-            self._unsubscribed("connection closed")
-            return False
-        try:
-            while subscriber.can_read(timeout=0):
-                message = subscriber.read_response(push_request=True)
-                if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
-                    self._read += 1
-                    lookup_id = message[2].decode()
-                    self._announced[lookup_id] = self._read
-                    # Not to be confirmed by its epoch either: whatever was announced is
-                    # read again.
-                    self._kept.pop(lookup_id, None)
-                    if len(self._announced) > self.size:
-                        self._announced.clear()  # marks older than this stop counting:
-                        self._subscription += 1  # as after a failure
-        except (redis.RedisError, OSError, UnicodeDecodeError) as exc:
-            self._unsubscribed(f"announcements lost ({type(exc).__name__})")
-            return False
-        return True
-
-    def _subscribe(self) -> bool:
-        now = self.clock()
-        if now < self._next_subscribe_at:
-            return False
-        self._next_subscribe_at = now + RESUBSCRIBE_AFTER_SECONDS
-        assert self.client is not None
-        pool = self.client.connection_pool
-        subscriber = pool.connection_class(**pool.connection_kwargs)
-        try:
-            subscriber.connect()
-            subscriber.send_command("SUBSCRIBE", ANNOUNCEMENTS_CHANNEL)
-            reply = subscriber.read_response(push_request=True)
-            if not (isinstance(reply, list) and reply[:1] == [b"subscribe"]):
-                raise redis.ConnectionError(f"unexpected answer to SUBSCRIBE: {reply!r}")
-        except redis.RedisError:
-            subscriber.disconnect()
-            return False
-        self._subscriber, self._subscriber_pid = subscriber, os.getpid()
-        self._subscription += 1
-        self._read = 0
-        self._announced.clear()
-        return True
-
-    def _unsubscribed(self, why: str) -> None:
-        logger.warning("api key announcements: %s; states are confirmed by their epochs", why)
-        if self._subscriber is not None:
-            self._subscriber.disconnect()
-        self._subscriber = None
-        self._subscription += 1  # every mark made under the old one stops counting
-        self._announced.clear()
 
     def current_epoch(self, lookup_id: str) -> str | None:
         """The key's epoch in Redis (created if missing), to tag a state about to be read from
@@ -273,15 +148,11 @@ class KeyStateCache:
 
         return finish
 
-    def keep(
-        self, lookup_id: str, api_key: ApiKey, epoch: str | None, mark: Mark | None = None
-    ) -> None:
-        """Keep a state read from the database, with the epoch read before it and the `mark`
-        taken before it (either may be None: then that way cannot vouch for it)."""
-        if (epoch is None and mark is None) or not self.enabled:
+    def keep(self, lookup_id: str, api_key: ApiKey, epoch: str | None) -> None:
+        if epoch is None or not self.enabled:
             return
         with self._lock:
-            self._kept[lookup_id] = KeptState(api_key, epoch, self.clock(), mark)
+            self._kept[lookup_id] = KeptState(api_key, epoch, self.clock())
             self._kept.move_to_end(lookup_id)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
@@ -296,11 +167,7 @@ class KeyStateCache:
         if self.client is None:
             return True
         try:
-            # One round trip: the new epoch, then its announcement to every worker.
-            pipeline = self.client.pipeline(transaction=False)
-            pipeline.set(self.epoch_key(lookup_id), new_epoch(), ex=EPOCH_TTL_SECONDS)
-            pipeline.publish(ANNOUNCEMENTS_CHANNEL, lookup_id)
-            pipeline.execute()
+            self.client.set(self.epoch_key(lookup_id), new_epoch(), ex=EPOCH_TTL_SECONDS)
         except redis.RedisError as exc:
             logger.error(
                 "api key state change not announced: Redis unreachable (%s); workers that "
