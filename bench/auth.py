@@ -11,9 +11,9 @@ on at INFO, production's default, written to /dev/null (in process) or a file (g
 figure is measured in rounds alternating with its reference; printed: operations per second
 (medians of 5 rounds) and the median ratio; then, for the first key size, where an authenticate
 request's time goes. Token checks run after the key authenticated in this process, so its state
-is kept, as in a worker that served it in the last 10 s (vouched for by the announcements of
-changes, apikeys.state_cache); the second token-check line forgets it first (its epoch is then
-read, and its state read from PostgreSQL).
+is kept, as in a worker that served it in the last 10 s (confirmed by its epoch in Redis, a GET
+that overlaps the verification); the second token-check line forgets it first (its state is
+then read from PostgreSQL too).
 """
 
 from __future__ import annotations
