@@ -459,12 +459,16 @@ def _token_for(api_key: ApiKey, now: datetime) -> MintedToken:
     )
 
 
-def _token_if_usable(api_key: ApiKey, client_id: str | None, now: datetime) -> MintedToken | None:
-    """The token m2m_authenticate will answer if the bucket allows and the state is current;
-    None if anything would refuse it (m2m_authenticate then says why)."""
-    if client_id != api_key.client_id or _unusable(api_key, now):
-        return None
-    return _token_for(api_key, now)
+def _refusal(api_key: ApiKey, client_id: str, now: datetime) -> ProblemError | None:
+    """Why this key may not have a token for `client_id` now; None if it may."""
+    unusable = _unusable(api_key, now)
+    if unusable:
+        return errors.key_unusable(*unusable)
+    if client_id != api_key.client_id:
+        return errors.key_unusable(
+            "client_id_mismatch", "The client_id does not match the one registered for this key."
+        )
+    return None
 
 
 def m2m_authenticate(
@@ -520,10 +524,11 @@ def m2m_authenticate(
         # A bad body is answered only after the bucket's answer: a 429 comes first.
         body_problem: ProblemError | None = None
         try:
-            client_id: str | None = _client_id_from(body)
+            client_id = _client_id_from(body)
         except ProblemError as exc:
-            client_id, body_problem = None, exc
-        early = _token_if_usable(api_key, client_id, now)
+            client_id, body_problem = "", exc
+        usable = body_problem is None and _refusal(api_key, client_id, now) is None
+        early = _token_for(api_key, now) if usable else None
     finally:
         decision = finish()
     if decision.watched is None or decision.watched != epoch:
@@ -542,13 +547,9 @@ def m2m_authenticate(
 
     if body_problem is not None:
         raise body_problem
-    unusable = _unusable(api_key, now)
-    if unusable:
-        raise errors.key_unusable(*unusable)
-    if client_id != api_key.client_id:
-        raise errors.key_unusable(
-            "client_id_mismatch", "The client_id does not match the one registered for this key."
-        )
+    refusal = _refusal(api_key, client_id, now)  # again: the state may have been read anew
+    if refusal is not None:
+        raise refusal
 
     api_key_touch(api_key=api_key, now=now)
     minted = early or _token_for(api_key, now)

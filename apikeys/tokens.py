@@ -106,8 +106,9 @@ def _header_segment(kid: str) -> bytes:
 
 # Compact JWS: three unpadded base64url segments. Checked in one compiled pass, before any
 # decoding.
-_COMPACT_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_SEGMENT_RE = re.compile(rb"[A-Za-z0-9_-]*")
+_BASE64URL = "[A-Za-z0-9_-]"
+_COMPACT_RE = re.compile(rf"{_BASE64URL}+\.{_BASE64URL}+\.{_BASE64URL}+")
+_SEGMENT_RE = re.compile(rf"{_BASE64URL}*".encode())
 
 
 class _Jws(jwt.PyJWS):

@@ -40,6 +40,7 @@ from findings.normalize import (
     ROW_SEEN_ACTIVE,
     ROW_SEVERITY,
     Row,
+    Rules,
 )
 from findings.summary import SummaryDelta, as_date, day_sql, seconds_between_sql
 
@@ -100,8 +101,6 @@ _BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
 _RULES = "gerion_scanner_rule_new"
-# An upload's rules (findings.normalize.ParsedUpload.rules): digest -> its row.
-Rules = dict[str, tuple[str, str, bytes | Raw]]
 _STORED_RULES = (
     "SELECT string_agg(digest, ',') FROM findings_scannerrule "
     "WHERE digest = ANY(string_to_array(%s, ','))"

@@ -97,6 +97,11 @@ class Problems:
             raise UploadInvalid(self.errors, self.error_total)
 
 
+# An upload's SARIF rules, each stored once (findings.merge.store_rules): digest -> (digest,
+# rule id, the rule's JSON as sent: bytes or msgspec.Raw), its row.
+Rules = dict[str, tuple[str, str, bytes | msgspec.Raw]]
+
+
 @dataclass
 class ParsedUpload:
     """One upload: its stream and build, read and checked at once, and its findings, read as
@@ -120,10 +125,9 @@ class ParsedUpload:
     received: int
     rows: Iterator[Row] = field(repr=False)
     problems: Problems = field(repr=False)
-    # Descriptions shared by many findings, stored once (findings.models.ScannerRule):
-    # digest -> (digest, rule id, the rule's JSON as sent: bytes or msgspec.Raw), its row.
+    # Descriptions shared by many findings, stored once (findings.models.ScannerRule).
     # Complete once `rows` is consumed.
-    rules: dict[str, tuple[str, str, bytes]] = field(default_factory=dict, repr=False)
+    rules: Rules = field(default_factory=dict, repr=False)
 
     def read_all(self) -> list[Row]:
         """Every row, one per finding_id (the last occurrence wins); `problems` complete."""

@@ -252,7 +252,7 @@ class _RunContext:
     roots: list[str]
     # ParsedUpload.rules: the rules results refer to (as sent: a Raw, or bytes with NULs
     # replaced when the body may hold one).
-    stored: dict[str, tuple[str, str, bytes | Raw]]
+    stored: n.Rules
     may_hold_nul: bool
     rules: dict[tuple[int, int], _RuleInfo | None] = field(default_factory=dict)
     # The rule of a result that names it by ruleId alone.
@@ -428,7 +428,7 @@ def _run_context(
     run: _Run,
     tools: list[tuple[str, str]],
     code_path: str,
-    stored: dict[str, tuple[str, str, bytes | Raw]],
+    stored: n.Rules,
     may_hold_nul: bool,
 ) -> _RunContext:
     tool = run.tool or _Tool()
@@ -768,10 +768,10 @@ def rule_digest(data: bytes | Raw) -> str:
 
 
 def _vuln_ids(text: str) -> list[str]:
-    if text[:4] == "CVE-" and _CVE_ID(text):  # a rule per CVE (Trivy, Grype): as written
+    if text[:4] == "CVE-" and _CVE_ID(text):  # a rule per CVE (Trivy, Grype): without a search
         return [text]
     found: list[str] = _VULN_ID.findall(text)
-    if len(found) == 1 and found[0][:4] == "CVE-":  # a rule per CVE (Trivy, Grype): as written
+    if len(found) == 1 and found[0][:4] == "CVE-":  # one CVE among other words: as written
         return found
     return [ident.upper() if ident[:3].upper() == "CVE" else "GHSA" + ident[4:] for ident in found]
 
@@ -964,12 +964,7 @@ def _rule_info(
     score = severity = level = None
     cwe: list[str] = []
     cwe_json = n.EMPTY_JSONB_LIST
-    if rule_id is None:
-        cve = []
-    elif rule_id[:4] == "CVE-" and _CVE_ID(rule_id):  # _vuln_ids, without its search
-        cve = [rule_id]
-    else:
-        cve = _vuln_ids(rule_id)
+    cve = _vuln_ids(rule_id) if rule_id else []
     properties = rule.properties
     if properties is not None:
         value = properties.security_severity
@@ -1023,12 +1018,12 @@ def _rule_info(
         cwe,
         cve,
         digest,
-        title if title_key and len(title) <= n.TITLE_MAX else None,  # type: ignore[arg-type]
+        title if title and title_key and len(title) <= n.TITLE_MAX else None,
         title_key,
         description if description and description.strip() != title_key else "",
         severity,
         cwe_json,
-        n.JSONB_VERSION + _encode(cve[: n.MAX_LIST_ENTRIES]) if cve else n.EMPTY_JSONB_LIST,
+        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
         context.raw_head + _encode(rule_id) + b',"rule":"' + digest.encode() + b'","result":',
         f"{rule_id[:RULE_ID_IN_FINDING_ID]}:" if rule_id else ":",
     )
