@@ -23,8 +23,9 @@ faster of text and binary format) of the same logical rows (identity, title, sev
 path, line, description, raw JSON) into a plain table whose only index is the 4-column
 identity primary key. For each case it prints the median seconds, findings/s, the ratio
 reference time / upload time (1.0 would be as fast as that bare COPY), the peak RSS of the
-gunicorn worker that served the request, and the CPU seconds the workers and the database's
-backends spent on it (on a shared machine, the CPU figures move much less than the seconds).
+gunicorn worker that served the request, and the CPU seconds the workers and PostgreSQL (all its
+processes, a connection opened and closed within the upload too) spent on it (on a shared
+machine, the CPU figures move much less than the seconds).
 """
 
 from __future__ import annotations
@@ -382,18 +383,39 @@ def empty_findings(*, rules: bool = True) -> None:
         conn.execute("CHECKPOINT")
 
 
-def database_backends() -> list[int]:
-    """The PostgreSQL backends of the benchmark's database (the workers' connections), whose
-    CPU time is read from /proc: the database runs on this machine."""
+def postmaster() -> int:
+    """The PID of the PostgreSQL server (the parent of every backend): the database runs on
+    this machine."""
     import psycopg
 
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [int(pid) for (pid,) in rows]
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def database_cpu(server: int) -> float:
+    """CPU seconds PostgreSQL has used so far, all its processes: those running (the workers'
+    backends, a SARIF upload's rules connection, the WAL writer, the checkpointer) and those
+    that have ended (counted in the server's children's time once reaped), so that a
+    connection opened and closed within an upload counts too."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.name == str(server):
+            total += sum(int(value) for value in fields[11:15]) / _TICKS
+        elif fields[1] == str(server):
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 CASES = [
@@ -439,16 +461,17 @@ def main() -> None:
     )
     times: dict[str, list[float]] = {case: [] for case, _ in ALL_CASES}
     peaks: dict[str, list[float]] = {case: [] for case, _ in ALL_CASES}
-    # CPU seconds of the workers (Python) and of the database backends, per upload.
+    # CPU seconds of the workers (Python) and of PostgreSQL, per upload.
     python_cpu: dict[str, list[float]] = {case: [] for case, _ in ALL_CASES}
-    database_cpu: dict[str, list[float]] = {case: [] for case, _ in ALL_CASES}
+    postgres_cpu: dict[str, list[float]] = {case: [] for case, _ in ALL_CASES}
+    postgres = postmaster()
 
     def upload(case: str, body: bytes, **options: str) -> dict[str, Any]:
         server.reset_peaks()
-        workers, backends = cpu_seconds(server.workers()), cpu_seconds(database_backends())
+        workers, database = cpu_seconds(server.workers()), database_cpu(postgres)
         elapsed, _, result = post(server.url, token, body, **options)
         python_cpu[case].append(cpu_used(workers, cpu_seconds(server.workers())))
-        database_cpu[case].append(cpu_used(backends, cpu_seconds(database_backends())))
+        postgres_cpu[case].append(database_cpu(postgres) - database)
         times[case].append(elapsed)
         peaks[case].append(worker_peak_rss(server) / 2**20)
         return result
@@ -521,10 +544,10 @@ def main() -> None:
         print(
             f"{label:36s} {seconds:8.2f} {n / seconds:11,.0f} {ref / seconds:6.2f} "
             f"{max(peaks[case]):8.0f} MiB {statistics.median(python_cpu[case]):10.2f} s "
-            f"{statistics.median(database_cpu[case]):8.2f} s"
+            f"{statistics.median(postgres_cpu[case]):8.2f} s"
         )
     cpu = {
-        case: statistics.median(python_cpu[case]) + statistics.median(database_cpu[case])
+        case: statistics.median(python_cpu[case]) + statistics.median(postgres_cpu[case])
         for case in ("first", "sarif", "sarif-known")
     }
     first = statistics.median(times["first"])

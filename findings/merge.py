@@ -21,13 +21,16 @@ narrow read of the stream (finding_id, id, content digest, active); then
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import psycopg
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from msgspec import Raw
@@ -252,6 +255,96 @@ def _copy_rules(
         copy.set_types(["text", "text", "bytea"])
         for row in rows:
             copy.write_row(row)
+
+
+class RulesAlongside:
+    """Stores an upload's SARIF rules on a database connection of its own while the upload's
+    findings are merged on the request's, for uploads that run in a transaction of their own.
+
+    Why: a Trivy log describes a rule per CVE, ~120 MB of rules for 100,000 results, and the
+    merge keeps the request's PostgreSQL backend busy the whole time: stored after it on the
+    same connection, the rules added a second or more to the upload (bench/ingest.py). Here a
+    second backend stores them while the first takes the findings.
+
+    Rules are content-addressed and only ever added (findings.models.ScannerRule), so they may
+    be committed ahead of the findings that name them, as git writes objects before the refs
+    that name them: `finish` returns only once every rule of the upload is committed, and the
+    caller commits the findings after it, so a committed finding never names a missing rule.
+    An upload that fails afterwards (or is refused halfway) leaves rules that no finding names;
+    nothing shows or serves them, and the next upload of the same rule finds it stored.
+
+    Small uploads never start the thread: what is left at `finish` (all of a log of fewer than
+    BATCH rules) is stored in the caller's transaction, on its connection, as before."""
+
+    BATCH = 4096
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self._connection = connection
+        self._source: Rules | None = None
+        self._taken = 0
+        self._queue: queue.SimpleQueue[Rules | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._abandoned = False
+
+    def take(self, rules: Rules, *, at_least: int = BATCH) -> None:
+        """Hand over the rules added to `rules` since the last call, once there are
+        `at_least` of them. (`rules` only grows; another dict, read again after a finding_id
+        sent twice, starts over: what is stored already is found stored.)"""
+        if rules is not self._source:
+            self._source, self._taken = rules, 0
+        if len(rules) - self._taken < max(at_least, 1):
+            return
+        batch = dict(islice(rules.items(), self._taken, None))
+        self._taken = len(rules)
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(self._connection.alias,), name="gerion-rules", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(batch)
+
+    def finish(self, rules: Rules) -> None:
+        """Every rule of `rules` stored: what the thread was given is committed (its error, if
+        any, raised here), the rest stored on the caller's connection and transaction."""
+        if self._thread is not None:
+            self.take(rules, at_least=1)
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        if rules is not self._source:
+            self._source, self._taken = rules, 0
+        rest = dict(islice(rules.items(), self._taken, None))
+        self._taken = len(rules)
+        store_rules(self._connection, rest)
+
+    def abandon(self) -> None:
+        """The upload failed: store no more (what is committed stays, named by nothing)."""
+        self._abandoned = True
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self, alias: str) -> None:
+        # Django gives this thread a connection of its own, closed when the thread is done.
+        connection = connections[alias]
+        try:
+            while (batch := self._queue.get()) is not None:
+                if self._abandoned:
+                    continue
+                # One transaction a batch: a concurrent upload of the same rule waits for a
+                # batch, never for this whole upload. Errors as Django's (a lost connection:
+                # OperationalError, answered 503), as on the request's connection.
+                with connection.wrap_database_errors, transaction.atomic(using=alias):
+                    store_rules(connection, batch)
+        except BaseException as exc:  # raised again by finish(), in the request's thread
+            self._error = exc
+        finally:
+            connection.close()
 
 
 class _Writer:

@@ -5,11 +5,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
 
+from findings.merge import RulesAlongside
 from findings.models import Finding, ScannerRule, Upload
 from findings.readers.sarif import read_sarif
 from tests.apikeys.conftest import token_for
@@ -151,3 +153,125 @@ def test_a_sarif_rule_stored_by_another_upload_meanwhile_is_stored_once(token):
     assert responses[0].json()["created"] == 8
     assert ScannerRule.objects.count() == 4
     assert Finding.objects.count() == 8
+
+
+def _trivy_log(results: int) -> bytes:
+    """A Trivy-like SARIF log: a rule per CVE (with its help text), a result per package."""
+    rules = [
+        {
+            "id": f"CVE-2026-{10000 + i}",
+            "shortDescription": {"text": f"CVE-2026-{10000 + i}: pkg-{i} allows a ReDoS"},
+            "fullDescription": {"text": f"pkg-{i} before 2.0 allows a ReDoS. " * 5},
+            "help": {"text": f"Vulnerability CVE-2026-{10000 + i}\nUpgrade pkg-{i}."},
+            "properties": {"security-severity": "7.5", "tags": ["vulnerability", "CWE-400"]},
+        }
+        for i in range(results)
+    ]
+    return orjson.dumps(
+        {
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {"driver": {"name": "Trivy", "rules": rules}},
+                    "results": [
+                        {
+                            "ruleId": rule["id"],
+                            "ruleIndex": i,
+                            "level": "error",
+                            "message": {"text": f"Package: pkg-{i}\nInstalled Version: 1.0"},
+                            "locations": [
+                                {
+                                    "physicalLocation": {
+                                        "artifactLocation": {"uri": "package-lock.json"},
+                                        "region": {"startLine": 1},
+                                    }
+                                }
+                            ],
+                        }
+                        for i, rule in enumerate(rules)
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def _sarif_post(token: str, body: bytes, branch: str = "main") -> Any:
+    return Client().post(
+        f"{URL}?repository_name=acme/big-image&branch_name={branch}",
+        data=body,
+        content_type="application/sarif+json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+
+
+def _backends(watch: psycopg.Connection) -> int:
+    row = watch.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_large_logs_rules_are_all_stored_and_every_finding_names_one(token):
+    """A log with more rules than one hand-over (findings.merge.RulesAlongside.BATCH), whose
+    rules are stored on a connection of their own while the findings are merged: each is
+    stored once, each finding names a stored rule, and no connection is left open."""
+    total = RulesAlongside.BATCH + 700
+    url = live_database_url().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as watch:
+        before = _backends(watch)
+        response = _sarif_post(token, _trivy_log(total))
+        after = _backends(watch)
+    assert response.status_code == 201, response.content
+    assert response.json()["created"] == total
+    stored = set(ScannerRule.objects.values_list("digest", flat=True))
+    assert len(stored) == total
+    assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == stored
+    assert after == before  # the rules' connection is closed again
+    # The same log again, to another branch: nothing is stored twice.
+    again = _sarif_post(token, _trivy_log(total), branch="release")
+    assert again.status_code == 201, again.content
+    assert again.json()["created"] == total
+    assert ScannerRule.objects.count() == total
+
+
+def test_rules_that_cannot_be_stored_fail_the_whole_upload(token):
+    """The rules' connection is lost while it waits for another transaction holding one of
+    its rules: the upload is answered 503 and none of its findings is stored."""
+    body = _trivy_log(RulesAlongside.BATCH + 10)
+    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "main"})
+    list(parsed.rows)
+    digest, rule_id, data = next(iter(parsed.rules.values()))  # in the first hand-over
+    responses: list[Any] = []
+
+    def upload() -> None:
+        try:
+            responses.append(_sarif_post(token, body))
+        finally:
+            connection.close()
+
+    url = live_database_url().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch:
+        other.execute(
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
+            [digest, rule_id, bytes(data).decode()],
+        )
+        thread = threading.Thread(target=upload)
+        thread.start()
+        waiting = None
+        deadline = time.monotonic() + 30
+        while waiting is None and time.monotonic() < deadline:
+            waiting = watch.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %'"
+            ).fetchone()
+            time.sleep(0.01)
+        assert waiting is not None
+        watch.execute("SELECT pg_terminate_backend(%s)", [waiting[0]])
+        thread.join(60)
+        other.rollback()
+    assert [r.status_code for r in responses] == [503], responses[0].content
+    assert responses[0]["Content-Type"] == "application/problem+json"
+    assert Finding.objects.count() == 0
+    assert Upload.objects.count() == 0
