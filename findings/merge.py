@@ -21,6 +21,7 @@ narrow read of the stream (finding_id, id, content digest, active); then
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -101,6 +102,7 @@ _CHANGED_COLUMNS = [("id", "int8"), ("was_active", "bool"), *ROW_COLUMNS]
 _NAIVE_UTC = frozenset({"creation_date", "last_update_date"})
 _BYTES_AS_SENT = {"json": "bytea", "jsonb": "bytea"}
 _BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
+logger = logging.getLogger(__name__)
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
 _RULES = "gerion_scanner_rule_new"
@@ -274,9 +276,16 @@ class RulesAlongside:
     nothing shows or serves them, and the next upload of the same rule finds it stored.
 
     Small uploads never start the thread: what is left at `finish` (all of a log of fewer than
-    BATCH rules) is stored in the caller's transaction, on its connection, as before."""
+    BATCH rules) is stored in the caller's transaction, on its connection, as before. So is
+    everything when the thread fails (no connection to be had, a lock it gave up on): the
+    upload is not lost for want of a second connection."""
 
     BATCH = 4096
+    # How long a batch waits for a rule another transaction is writing before the thread
+    # gives up and the request's connection stores the rules itself. A wait PostgreSQL cannot
+    # see as a deadlock (the other waits on this upload's request transaction, which waits on
+    # this thread) thus ends, and on one connection it becomes one PostgreSQL detects.
+    LOCK_TIMEOUT = "10s"
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self._connection = connection
@@ -289,29 +298,38 @@ class RulesAlongside:
 
     def take(self, rules: Rules, *, at_least: int = BATCH) -> None:
         """Hand over the rules added to `rules` since the last call, once there are
-        `at_least` of them. (`rules` only grows; another dict, read again after a finding_id
-        sent twice, starts over: what is stored already is found stored.)"""
+        `at_least` of them, in batches of at most BATCH. (`rules` only grows; another dict,
+        read again after a finding_id sent twice, starts over: what is stored already is found
+        stored.)"""
+        if self._error is not None:
+            return  # the thread has stopped: finish() stores them all
         if rules is not self._source:
             self._source, self._taken = rules, 0
         if len(rules) - self._taken < max(at_least, 1):
             return
-        batch = dict(islice(rules.items(), self._taken, None))
-        self._taken = len(rules)
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, args=(self._connection.alias,), name="gerion-rules", daemon=True
             )
             self._thread.start()
-        self._queue.put(batch)
+        items = islice(rules.items(), self._taken, None)
+        self._taken = len(rules)
+        while batch := dict(islice(items, self.BATCH)):
+            self._queue.put(batch)
 
     def finish(self, rules: Rules) -> None:
-        """Every rule of `rules` stored: what the thread was given is committed (its error, if
-        any, raised here), the rest stored on the caller's connection and transaction."""
+        """Every rule of `rules` stored: what the thread was given is committed, the rest
+        stored on the caller's connection and transaction (all of them if the thread failed:
+        store_rules leaves out what is stored already)."""
         if self._thread is not None:
             self.take(rules, at_least=1)
         self._stop()
         if self._error is not None:
-            raise self._error
+            logger.warning(
+                "SARIF rules stored on the upload's connection: their own one failed (%s)",
+                type(self._error).__name__,
+            )
+            self._source, self._taken = rules, 0
         if rules is not self._source:
             self._source, self._taken = rules, 0
         rest = dict(islice(rules.items(), self._taken, None))
@@ -330,21 +348,31 @@ class RulesAlongside:
             self._thread = None
 
     def _run(self, alias: str) -> None:
-        # Django gives this thread a connection of its own, closed when the thread is done.
-        connection = connections[alias]
+        connection = None
+        finished = False
         try:
+            # Django gives this thread a connection of its own, closed when it is done.
+            connection = connections[alias]
             while (batch := self._queue.get()) is not None:
-                if self._abandoned:
+                if self._abandoned or self._error is not None:
                     continue
                 # One transaction a batch: a concurrent upload of the same rule waits for a
-                # batch, never for this whole upload. Errors as Django's (a lost connection:
-                # OperationalError, answered 503), as on the request's connection.
+                # batch, never for this whole upload.
                 with connection.wrap_database_errors, transaction.atomic(using=alias):
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"SET LOCAL lock_timeout = '{self.LOCK_TIMEOUT}'")
                     store_rules(connection, batch)
-        except BaseException as exc:  # raised again by finish(), in the request's thread
+            finished = True
+        except Exception as exc:  # finish() stores the rules on the request's connection
             self._error = exc
+            while self._queue.get() is not None:  # until finish() or abandon() says stop
+                pass
+            finished = True
         finally:
-            connection.close()
+            if not finished:  # never taken for done, whatever stopped the thread
+                self._error = self._error or RuntimeError("the rules' thread stopped")
+            if connection is not None:
+                connection.close()
 
 
 class _Writer:

@@ -95,6 +95,8 @@ def findings_ingest(
     Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body, and
     RepositoryNotAllowed (nothing stored) for a repository the key's `repository_patterns`
     do not allow: an empty scan too, which would otherwise mitigate that stream's findings.
+    (Nothing but SARIF rules that no finding names: a large log's rules are committed ahead
+    of its findings, findings.merge.RulesAlongside.)
     """
     read = partial(read_upload, body, media_type=media_type, params=params or {})
     with _cyclic_gc_paused():
