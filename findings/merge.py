@@ -313,9 +313,10 @@ class RulesAlongside:
             )
             self._thread.start()
         items = islice(rules.items(), self._taken, None)
-        self._taken = len(rules)
-        while batch := dict(islice(items, self.BATCH)):
-            self._queue.put(batch)
+        count, self._taken = len(rules) - self._taken, len(rules)
+        # Whole batches, the last one taking what is left over (no batch of a few rules).
+        for batch in range(max(count // self.BATCH, 1), 0, -1):
+            self._queue.put(dict(islice(items, self.BATCH if batch > 1 else None)))
 
     def finish(self, rules: Rules) -> None:
         """Every rule of `rules` stored: what the thread was given is committed, the rest

@@ -377,7 +377,7 @@ def _rows(
     repository = parsed.repository_name
     scan_type = parsed.scan_type
     scan_type_from: str | None = None  # the path that set the scan type, when a finding did
-    may_hold_nul = n.NUL_ESCAPE in body
+    may_hold_nul = n.may_hold_nul(body)
     decode = _finding_decoder.decode
     exact_severity = n.SEVERITY_EXACT
     rank = SEVERITY_RANK

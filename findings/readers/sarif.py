@@ -316,7 +316,7 @@ def read_sarif(
         problems=problems,
     )
     # JSON holds a NUL only as this escape: without one, no value needs its NULs replaced.
-    may_hold_nul = n.NUL_ESCAPE in body
+    may_hold_nul = n.may_hold_nul(body)
     contexts = [
         _run_context(i, run, tools, stream["code_path"], parsed.rules, may_hold_nul)
         for i, run in enumerate(runs)

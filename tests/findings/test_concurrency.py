@@ -295,3 +295,49 @@ def test_a_lost_rules_connection_does_not_lose_the_upload(token, caplog):
     }
     assert ScannerRule.objects.count() == total
     assert "their own one failed" in caplog.text
+
+
+def _with_result(body: bytes, edit: Any) -> bytes:
+    log = orjson.loads(body)
+    edit(log["runs"][0]["results"])
+    return orjson.dumps(log)
+
+
+def test_a_large_log_that_repeats_a_result_is_stored_once_with_all_its_rules(token):
+    """A result sent twice (the last one wins) makes the upload read the log again, after
+    rules were handed over already: each finding and each rule is stored once all the same."""
+    total = RulesAlongside.BATCH + 300
+    body = _with_result(_trivy_log(total), lambda results: results.append(results[0]))
+    response = _sarif_post(token, body)
+    assert response.status_code == 201, response.content
+    assert (response.json()["created"], response.json()["duplicates"]) == (total, 1)
+    assert Finding.objects.count() == total
+    assert ScannerRule.objects.count() == total
+    assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == set(
+        ScannerRule.objects.values_list("digest", flat=True)
+    )
+
+
+def test_a_large_log_refused_halfway_stores_no_finding_and_leaves_no_connection(token):
+    """A log refused after its first rules were handed over: a 400 problem naming the result,
+    no finding and no upload stored, and the rules' connection closed again."""
+    total = RulesAlongside.BATCH * 2
+
+    def without_rule(results: list[dict[str, Any]]) -> None:
+        del results[-1]["ruleId"], results[-1]["ruleIndex"]
+
+    body = _with_result(_trivy_log(total), without_rule)
+    url = live_database_url().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as watch:
+        before = _backends(watch)
+        response = _sarif_post(token, body)
+        after = _backends(watch)
+        deadline = time.monotonic() + 10
+        while after != before and time.monotonic() < deadline:
+            time.sleep(0.05)
+            after = _backends(watch)
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["path"] == f"runs[0].results[{total - 1}].ruleId"
+    assert Finding.objects.count() == 0
+    assert Upload.objects.count() == 0
+    assert after == before
