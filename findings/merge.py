@@ -335,7 +335,8 @@ class RulesAlongside:
             self._source, self._taken = rules, 0
         rest = dict(islice(rules.items(), self._taken, None))
         self._taken = len(rules)
-        store_rules(self._connection, rest)
+        with self._connection.wrap_database_errors:  # the COPY's errors too, as Django's
+            store_rules(self._connection, rest)
 
     def abandon(self) -> None:
         """The upload failed: store no more (what is committed stays, named by nothing)."""

@@ -14,6 +14,7 @@ from django.test import Client
 from findings.merge import RulesAlongside
 from findings.models import Finding, ScannerRule, Upload
 from findings.readers.sarif import read_sarif
+from findings.services import _stream_lock_id
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
 from tests.findings.conftest import URL, documented_body, post, sast
@@ -341,3 +342,67 @@ def test_a_large_log_refused_halfway_stores_no_finding_and_leaves_no_connection(
     assert Finding.objects.count() == 0
     assert Upload.objects.count() == 0
     assert after == before
+
+
+def test_an_upload_waiting_on_its_own_rule_behind_another_transaction_does_not_hang(
+    token, monkeypatch
+):
+    """Another transaction (a script's upload, inside its own transaction) has written one of
+    this log's rules and now waits for this upload's stream. This upload's rules wait for that
+    transaction: a cycle PostgreSQL cannot see while the rules wait on a connection of their
+    own. The rules give up after RulesAlongside.LOCK_TIMEOUT and go on the request's
+    connection, where PostgreSQL sees the deadlock and ends one side: the upload answers."""
+    monkeypatch.setattr(RulesAlongside, "LOCK_TIMEOUT", "1s")
+    body = _trivy_log(RulesAlongside.BATCH + 10)
+    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "main"})
+    list(parsed.rows)
+    digest, rule_id, data = next(iter(parsed.rules.values()))
+    responses: list[Any] = []
+
+    def upload() -> None:
+        try:
+            responses.append(_sarif_post(token, body))
+        finally:
+            connection.close()
+
+    url = live_database_url().replace("postgres://", "postgresql://", 1)
+    script_outcome: list[str] = []
+    with psycopg.connect(url) as script, psycopg.connect(url, autocommit=True) as watch:
+        script.execute(
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
+            [digest, rule_id, bytes(data).decode()],
+        )
+        thread = threading.Thread(target=upload)
+        started = time.monotonic()
+        thread.start()
+        deadline = time.monotonic() + 30
+        while (
+            time.monotonic() < deadline
+            and not watch.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %'"
+            ).fetchone()
+        ):
+            time.sleep(0.01)
+        # The script now waits for the upload's stream, which the upload holds.
+        try:
+            script.execute(
+                "SELECT pg_advisory_xact_lock(%s)",
+                [_stream_lock_id("acme/big-image", "main", "SCA")],
+            )
+            script.rollback()
+            script_outcome.append("went on")
+        except psycopg.errors.DeadlockDetected:
+            script.rollback()
+            script_outcome.append("deadlock")
+        thread.join(60)
+        elapsed = time.monotonic() - started
+    assert len(responses) == 1
+    assert elapsed < 30
+    if script_outcome == ["deadlock"]:  # PostgreSQL ended the script: the upload went on
+        assert responses[0].status_code == 201, responses[0].content
+        assert Finding.objects.count() == RulesAlongside.BATCH + 10
+    else:  # it ended the upload's transaction: a 503 problem, nothing of it stored
+        assert responses[0].status_code == 503, responses[0].content
+        assert responses[0]["Content-Type"] == "application/problem+json"
+        assert Finding.objects.count() == 0
