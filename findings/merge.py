@@ -298,7 +298,8 @@ class RulesAlongside:
 
     def take(self, rules: Rules, *, at_least: int = BATCH) -> None:
         """Hand over the rules added to `rules` since the last call, once there are
-        `at_least` of them, in batches of at most BATCH. (`rules` only grows; another dict,
+        `at_least` of them, in batches of BATCH (the last one with what is left over, up to
+        twice that). (`rules` only grows; another dict,
         read again after a finding_id sent twice, starts over: what is stored already is found
         stored.)"""
         if self._error is not None:
@@ -308,10 +309,15 @@ class RulesAlongside:
         if len(rules) - self._taken < max(at_least, 1):
             return
         if self._thread is None:
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._run, args=(self._connection.alias,), name="gerion-rules", daemon=True
             )
-            self._thread.start()
+            try:
+                thread.start()
+            except RuntimeError as exc:  # no thread to be had: finish() stores them all
+                self._error = exc
+                return
+            self._thread = thread
         items = islice(rules.items(), self._taken, None)
         count, self._taken = len(rules) - self._taken, len(rules)
         # Whole batches, the last one taking what is left over (no batch of a few rules).
@@ -327,8 +333,9 @@ class RulesAlongside:
         self._stop()
         if self._error is not None:
             logger.warning(
-                "SARIF rules stored on the upload's connection: their own one failed (%s)",
+                "SARIF rules stored on the upload's connection: their own one failed (%s: %s)",
                 type(self._error).__name__,
+                str(self._error)[:200],
             )
             self._source, self._taken = rules, 0
         if rules is not self._source:
@@ -356,7 +363,7 @@ class RulesAlongside:
             # Django gives this thread a connection of its own, closed when it is done.
             connection = connections[alias]
             while (batch := self._queue.get()) is not None:
-                if self._abandoned or self._error is not None:
+                if self._abandoned:
                     continue
                 # One transaction a batch: a concurrent upload of the same rule waits for a
                 # batch, never for this whole upload.
@@ -367,6 +374,8 @@ class RulesAlongside:
             finished = True
         except Exception as exc:  # finish() stores the rules on the request's connection
             self._error = exc
+            if connection is not None:
+                connection.close()  # not kept open for the rest of the merge
             while self._queue.get() is not None:  # until finish() or abandon() says stop
                 pass
             finished = True

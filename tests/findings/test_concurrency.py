@@ -207,8 +207,9 @@ def _sarif_post(token: str, body: bytes, branch: str = "main") -> Any:
 
 
 def _backends(watch: psycopg.Connection) -> int:
-    row = watch.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    row = watch.execute(  # connections, not autovacuum's workers
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -341,6 +342,7 @@ def test_a_large_log_refused_halfway_stores_no_finding_and_leaves_no_connection(
     assert response.json()["errors"][0]["path"] == f"runs[0].results[{total - 1}].ruleId"
     assert Finding.objects.count() == 0
     assert Upload.objects.count() == 0
+    assert ScannerRule.objects.count() == RulesAlongside.BATCH  # one batch was handed over
     assert after == before
 
 
@@ -372,18 +374,19 @@ def test_an_upload_waiting_on_its_own_rule_behind_another_transaction_does_not_h
             "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
             [digest, rule_id, bytes(data).decode()],
         )
+        script.execute("SET statement_timeout = '30s'")  # a regression fails, not hangs
         thread = threading.Thread(target=upload)
         started = time.monotonic()
         thread.start()
         deadline = time.monotonic() + 30
-        while (
-            time.monotonic() < deadline
-            and not watch.execute(
+        seen = None
+        while time.monotonic() < deadline and seen is None:
+            seen = watch.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %'"
             ).fetchone()
-        ):
             time.sleep(0.01)
+        assert seen is not None  # the rules wait for the script's row
         # The script now waits for the upload's stream, which the upload holds.
         try:
             script.execute(
