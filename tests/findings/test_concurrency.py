@@ -215,6 +215,28 @@ def _backends(watch: psycopg.Connection) -> int:
     return int(row[0])
 
 
+def _first_rule_row(body: bytes) -> list[str]:
+    """The first rule an upload of `body` hands over, as an INSERT's parameters."""
+    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "main"})
+    list(parsed.rows)
+    digest, rule_id, data = next(iter(parsed.rules.values()))
+    return [digest, rule_id, bytes(data).decode()]
+
+
+def _uploading(token: str, body: bytes, responses: list[Any]) -> threading.Thread:
+    """The upload of `body`, started on a thread of its own; its response goes to `responses`."""
+
+    def upload() -> None:
+        try:
+            responses.append(_sarif_post(token, body))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    return thread
+
+
 def test_a_large_logs_rules_are_all_stored_and_every_finding_names_one(token):
     """A log with more rules than one hand-over (findings.merge.RulesAlongside.BATCH), whose
     rules are stored on a connection of their own while the findings are merged: each is
@@ -248,16 +270,8 @@ def test_a_lost_rules_connection_does_not_lose_the_upload(token, caplog):
     transaction in turn), and the whole upload is stored."""
     total = RulesAlongside.BATCH + 10
     body = _trivy_log(total)
-    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "main"})
-    list(parsed.rows)
-    digest, rule_id, data = next(iter(parsed.rules.values()))  # in the first hand-over
+    rule = _first_rule_row(body)
     responses: list[Any] = []
-
-    def upload() -> None:
-        try:
-            responses.append(_sarif_post(token, body))
-        finally:
-            connection.close()
 
     def waiting_for_the_rule(other_than: int | None = None) -> int | None:
         deadline = time.monotonic() + 30
@@ -276,11 +290,9 @@ def test_a_lost_rules_connection_does_not_lose_the_upload(token, caplog):
     url = live_database_url().replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch:
         other.execute(
-            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
-            [digest, rule_id, bytes(data).decode()],
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)", rule
         )
-        thread = threading.Thread(target=upload)
-        thread.start()
+        thread = _uploading(token, body, responses)
         alongside = waiting_for_the_rule()
         assert alongside is not None
         watch.execute("SELECT pg_terminate_backend(%s)", [alongside])
@@ -356,28 +368,17 @@ def test_an_upload_waiting_on_its_own_rule_behind_another_transaction_does_not_h
     connection, where PostgreSQL sees the deadlock and ends one side: the upload answers."""
     monkeypatch.setattr(RulesAlongside, "LOCK_TIMEOUT", "1s")
     body = _trivy_log(RulesAlongside.BATCH + 10)
-    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "main"})
-    list(parsed.rows)
-    digest, rule_id, data = next(iter(parsed.rules.values()))
+    rule = _first_rule_row(body)
     responses: list[Any] = []
-
-    def upload() -> None:
-        try:
-            responses.append(_sarif_post(token, body))
-        finally:
-            connection.close()
-
     url = live_database_url().replace("postgres://", "postgresql://", 1)
     script_outcome: list[str] = []
     with psycopg.connect(url) as script, psycopg.connect(url, autocommit=True) as watch:
         script.execute(
-            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
-            [digest, rule_id, bytes(data).decode()],
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)", rule
         )
         script.execute("SET statement_timeout = '30s'")  # a regression fails, not hangs
-        thread = threading.Thread(target=upload)
         started = time.monotonic()
-        thread.start()
+        thread = _uploading(token, body, responses)
         deadline = time.monotonic() + 30
         seen = None
         while time.monotonic() < deadline and seen is None:
