@@ -128,17 +128,47 @@ def worker_peak_rss(server: Gunicorn) -> int:
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after the process name: [0] state, [1] parent PID,
+    [11] user and [12] system time, [13] and [14] those of its children it has reaped (clock
+    ticks). OSError once the process has ended."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def parent_pid(pid: int) -> int:
+    return int(_stat(pid)[1])
+
+
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
     """CPU time (user + system, seconds) each process has used so far (Linux /proc); a
     process that has ended is left out."""
     out = {}
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat(pid)
         except OSError:
             continue
         out[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
     return out
+
+
+def tree_cpu_seconds(server: int) -> float:
+    """CPU seconds a server and its children have used so far: the children running, and
+    those that have ended (in the server's children's time once reaped), so that a child that
+    starts and ends between two readings counts too."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(entry.name)
+        except OSError:
+            continue
+        if entry.name == str(server):
+            total += sum(int(value) for value in fields[11:15])
+        elif fields[1] == str(server):
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
 
 
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:

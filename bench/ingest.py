@@ -53,7 +53,9 @@ from bench.common import (
     cpu_seconds,
     cpu_used,
     ensure_database,
+    parent_pid,
     start_gunicorn,
+    tree_cpu_seconds,
     worker_peak_rss,
 )
 
@@ -385,37 +387,16 @@ def empty_findings(*, rules: bool = True) -> None:
 
 def postmaster() -> int:
     """The PID of the PostgreSQL server (the parent of every backend): the database runs on
-    this machine."""
+    this machine. Its CPU, with every backend's, the WAL writer's and that of connections
+    opened and closed within an upload (a SARIF upload's rules connection), is read by
+    tree_cpu_seconds."""
     import psycopg
 
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as conn:  # read while the backend runs
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
         assert row is not None
-        return int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def database_cpu(server: int) -> float:
-    """CPU seconds PostgreSQL has used so far, all its processes: those running (the workers'
-    backends, a SARIF upload's rules connection, the WAL writer, the checkpointer) and those
-    that have ended (counted in the server's children's time once reaped), so that a
-    connection opened and closed within an upload counts too."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if entry.name == str(server):
-            total += sum(int(value) for value in fields[11:15]) / _TICKS
-        elif fields[1] == str(server):
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
-    return total
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
+        return parent_pid(int(row[0]))
 
 
 CASES = [
@@ -468,10 +449,10 @@ def main() -> None:
 
     def upload(case: str, body: bytes, **options: str) -> dict[str, Any]:
         server.reset_peaks()
-        workers, database = cpu_seconds(server.workers()), database_cpu(postgres)
+        workers, database = cpu_seconds(server.workers()), tree_cpu_seconds(postgres)
         elapsed, _, result = post(server.url, token, body, **options)
         python_cpu[case].append(cpu_used(workers, cpu_seconds(server.workers())))
-        postgres_cpu[case].append(database_cpu(postgres) - database)
+        postgres_cpu[case].append(tree_cpu_seconds(postgres) - database)
         times[case].append(elapsed)
         peaks[case].append(worker_peak_rss(server) / 2**20)
         return result

@@ -43,6 +43,7 @@ from findings.normalize import (
     ROW_FINDING_ID,
     ROW_SEEN_ACTIVE,
     ROW_SEVERITY,
+    ParsedUpload,
     Row,
     Rules,
 )
@@ -261,7 +262,10 @@ def _copy_rules(
 
 class RulesAlongside:
     """Stores an upload's SARIF rules on a database connection of its own while the upload's
-    findings are merged on the request's, for uploads that run in a transaction of their own.
+    findings are merged on the request's, for uploads that run in a transaction of their own
+    on PostgreSQL. Used as `with RulesAlongside(connection) as rules:` around the upload's
+    transaction, its rows read through `rules.handing_over(parsed)`, `rules.finish(...)` just
+    before that transaction commits.
 
     Why: a Trivy log describes a rule per CVE, ~120 MB of rules for 100,000 results, and the
     merge keeps the request's PostgreSQL backend busy the whole time: stored after it on the
@@ -289,25 +293,67 @@ class RulesAlongside:
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self._connection = connection
-        self._source: Rules | None = None
-        self._taken = 0
+        # Inside a caller's transaction (a script's, a test's) the rules are part of it.
+        self._may_start = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self._source: Rules | None = None  # the rules dict handed over from
+        self._taken = 0  # how many of its rules (in order) are handed over
         self._queue: queue.SimpleQueue[Rules | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._abandoned = False
 
-    def take(self, rules: Rules, *, at_least: int = BATCH) -> None:
-        """Hand over the rules added to `rules` since the last call, once there are
-        `at_least` of them, in batches of BATCH (the last one with what is left over, up to
-        twice that). (`rules` only grows; another dict,
-        read again after a finding_id sent twice, starts over: what is stored already is found
-        stored.)"""
+    def __enter__(self) -> RulesAlongside:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """After finish() nothing is left; else the upload failed: store no more (what is
+        committed stays, named by nothing) and leave no thread behind."""
+        self._abandoned = True
+        self._stop()
+
+    def handing_over(self, parsed: ParsedUpload) -> Iterator[Row]:
+        """parsed.rows, handing the rules read so far over every 1,024 findings when the
+        thread may be used; as they are for any other upload (only SARIF logs hold rules)."""
+        if not self._may_start or parsed.envelope != "sarif":
+            return parsed.rows
+        return self._rows_handing_over(parsed)
+
+    def _rows_handing_over(self, parsed: ParsedUpload) -> Iterator[Row]:
+        for count, row in enumerate(parsed.rows, 1):
+            yield row
+            if not count & 1023 and self._pending(parsed.rules) >= self.BATCH:
+                self._hand_over(parsed.rules)
+
+    def finish(self, rules: Rules) -> None:
+        """Every rule of `rules` stored: what the thread was given is committed, the rest
+        stored on the caller's connection and transaction (all of them if the thread failed:
+        store_rules leaves out what is stored already)."""
+        if self._thread is not None and self._pending(rules):
+            self._hand_over(rules)
+        self._stop()
         if self._error is not None:
-            return  # the thread has stopped: finish() stores them all
+            logger.warning(
+                "SARIF rules stored on the upload's connection: their own one failed (%s: %s)",
+                type(self._error).__name__,
+                str(self._error)[:200],
+            )
+        taken = self._taken if rules is self._source and self._error is None else 0
+        rest = dict(islice(rules.items(), taken, None))
+        with self._connection.wrap_database_errors:  # the COPY's errors too, as Django's
+            store_rules(self._connection, rest)
+
+    def _pending(self, rules: Rules) -> int:
+        """How many of `rules` are not handed over yet. (`rules` only grows; another dict,
+        read again after a finding_id sent twice, starts over: what is stored is found so.)"""
         if rules is not self._source:
             self._source, self._taken = rules, 0
-        if len(rules) - self._taken < max(at_least, 1):
-            return
+        return len(rules) - self._taken
+
+    def _hand_over(self, rules: Rules) -> None:
+        """The pending rules to the thread (started now if need be), in batches of BATCH, the
+        last one taking what is left over (no batch of a few rules)."""
+        if self._error is not None:
+            return  # the thread has stopped: finish() stores them all
         if self._thread is None:
             thread = threading.Thread(
                 target=self._run, args=(self._connection.alias,), name="gerion-rules", daemon=True
@@ -320,35 +366,8 @@ class RulesAlongside:
             self._thread = thread
         items = islice(rules.items(), self._taken, None)
         count, self._taken = len(rules) - self._taken, len(rules)
-        # Whole batches, the last one taking what is left over (no batch of a few rules).
         for batch in range(max(count // self.BATCH, 1), 0, -1):
             self._queue.put(dict(islice(items, self.BATCH if batch > 1 else None)))
-
-    def finish(self, rules: Rules) -> None:
-        """Every rule of `rules` stored: what the thread was given is committed, the rest
-        stored on the caller's connection and transaction (all of them if the thread failed:
-        store_rules leaves out what is stored already)."""
-        if self._thread is not None:
-            self.take(rules, at_least=1)
-        self._stop()
-        if self._error is not None:
-            logger.warning(
-                "SARIF rules stored on the upload's connection: their own one failed (%s: %s)",
-                type(self._error).__name__,
-                str(self._error)[:200],
-            )
-            self._source, self._taken = rules, 0
-        if rules is not self._source:
-            self._source, self._taken = rules, 0
-        rest = dict(islice(rules.items(), self._taken, None))
-        self._taken = len(rules)
-        with self._connection.wrap_database_errors:  # the COPY's errors too, as Django's
-            store_rules(self._connection, rest)
-
-    def abandon(self) -> None:
-        """The upload failed: store no more (what is committed stays, named by nothing)."""
-        self._abandoned = True
-        self._stop()
 
     def _stop(self) -> None:
         if self._thread is not None:
@@ -357,33 +376,23 @@ class RulesAlongside:
             self._thread = None
 
     def _run(self, alias: str) -> None:
-        connection = None
-        finished = False
+        # Stops at the first error, which finish() reads once it has joined the thread.
         try:
-            # Django gives this thread a connection of its own, closed when it is done.
-            connection = connections[alias]
-            while (batch := self._queue.get()) is not None:
-                if self._abandoned:
-                    continue
-                # One transaction a batch: a concurrent upload of the same rule waits for a
-                # batch, never for this whole upload.
-                with connection.wrap_database_errors, transaction.atomic(using=alias):
-                    with connection.cursor() as cursor:
-                        cursor.execute(f"SET LOCAL lock_timeout = '{self.LOCK_TIMEOUT}'")
-                    store_rules(connection, batch)
-            finished = True
-        except Exception as exc:  # finish() stores the rules on the request's connection
-            self._error = exc
-            if connection is not None:
-                connection.close()  # not kept open for the rest of the merge
-            while self._queue.get() is not None:  # until finish() or abandon() says stop
-                pass
-            finished = True
-        finally:
-            if not finished:  # never taken for done, whatever stopped the thread
-                self._error = self._error or RuntimeError("the rules' thread stopped")
-            if connection is not None:
+            connection = connections[alias]  # this thread's own, closed when it is done
+            try:
+                while (batch := self._queue.get()) is not None:
+                    if self._abandoned:
+                        continue
+                    # One transaction a batch: a concurrent upload of the same rule waits for
+                    # a batch, never for this whole upload.
+                    with connection.wrap_database_errors, transaction.atomic(using=alias):
+                        with connection.cursor() as cursor:
+                            cursor.execute(f"SET LOCAL lock_timeout = '{self.LOCK_TIMEOUT}'")
+                        store_rules(connection, batch)
+            finally:
                 connection.close()
+        except BaseException as exc:  # finish() stores the rules itself
+            self._error = exc
 
 
 class _Writer:

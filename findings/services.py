@@ -31,7 +31,7 @@ from findings.merge import (
     merge_upload,
 )
 from findings.models import Finding, FindingComment, FindingEvent, Stream, Upload
-from findings.normalize import ParsedUpload, Row
+from findings.normalize import ParsedUpload
 from findings.readers import read_upload
 from findings.summary import SummaryDelta, as_date, summary_recount
 
@@ -117,14 +117,6 @@ def findings_ingest(
             return _store(parsed, read, api_key, client_id)
 
 
-def _handing_rules_over(parsed: ParsedUpload, rules: RulesAlongside) -> Iterator[Row]:
-    """parsed.rows, handing the rules read so far over to `rules` every 1,024 findings."""
-    for count, row in enumerate(parsed.rows, 1):
-        yield row
-        if not count & 1023:
-            rules.take(parsed.rules)
-
-
 @contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
     """An upload of 100,000 findings allocates millions of objects, none of them cyclic; the
@@ -142,28 +134,9 @@ def _cyclic_gc_paused() -> Iterator[None]:
 def _store(
     parsed: ParsedUpload, read: Callable[[], ParsedUpload], api_key: ApiKey, client_id: str
 ) -> IngestResult:
-    # A large log's SARIF rules are stored on a connection of their own while its findings are
-    # merged (findings.merge.RulesAlongside): only when the upload is a transaction of its
-    # own. Inside a caller's transaction (a script's, a test's) they are part of that one.
-    rules = RulesAlongside(connection)
-    alongside = connection.vendor == "postgresql" and not connection.in_atomic_block
-    try:
-        return _merge(parsed, read, api_key, client_id, rules, alongside=alongside)
-    finally:
-        rules.abandon()  # the upload failed before finish(): no thread is left behind
-
-
-def _merge(
-    parsed: ParsedUpload,
-    read: Callable[[], ParsedUpload],
-    api_key: ApiKey,
-    client_id: str,
-    rules: RulesAlongside,
-    *,
-    alongside: bool,
-) -> IngestResult:
     assert parsed.scan_type is not None
-    with transaction.atomic():
+    # A large log's SARIF rules are stored alongside its findings (findings.merge).
+    with RulesAlongside(connection) as rules, transaction.atomic():
         if connection.vendor == "postgresql":
             # Uploads of one stream take turns: the lifecycle ("absent from this scan")
             # compares with the stream's previous scan, so two must not interleave. Other
@@ -211,9 +184,8 @@ def _merge(
         try:
             # Each finding is stored as it is read (the database works while the next is
             # read), in a savepoint: a finding_id sent twice (the last one wins) starts over.
-            rows = _handing_rules_over(parsed, rules) if alongside else parsed.rows
             with transaction.atomic():
-                counts = merge_upload(connection, context, rows)
+                counts = merge_upload(connection, context, rules.handing_over(parsed))
                 parsed.problems.raise_if_any()
         except RepeatedFindingId:
             parsed = read()

@@ -139,14 +139,7 @@ def test_a_sarif_rule_stored_by_another_upload_meanwhile_is_stored_once(token):
         )
         upload = threading.Thread(target=sarif_upload)
         upload.start()
-        waited = None
-        deadline = time.monotonic() + 30
-        while waited is None and time.monotonic() < deadline:  # for that transaction
-            waited = watch.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %'"
-            ).fetchone()
-            time.sleep(0.01)
+        waited = _waiting_for_a_rule(watch)  # for that transaction
         other.commit()
     upload.join(60)
     assert waited is not None
@@ -215,6 +208,34 @@ def _backends(watch: psycopg.Connection) -> int:
     return int(row[0])
 
 
+def _backends_settled(watch: psycopg.Connection, before: int) -> int:
+    """The connections once back to `before` (a closed one's backend ends just after), or as
+    they are after 10 s."""
+    after = _backends(watch)
+    deadline = time.monotonic() + 10
+    while after != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = _backends(watch)
+    return after
+
+
+def _waiting_for_a_rule(watch: psycopg.Connection, other_than: int | None = None) -> int | None:
+    """The backend whose COPY of rules waits for another transaction's row (other than
+    `other_than`), within 30 s; None if none does."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = watch.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %%' "
+            "AND pid IS DISTINCT FROM %s",
+            [other_than],
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        time.sleep(0.01)
+    return None
+
+
 def _first_rule_row(body: bytes) -> list[str]:
     """The first rule an upload of `body` hands over, as an INSERT's parameters."""
     parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "main"})
@@ -246,11 +267,7 @@ def test_a_large_logs_rules_are_all_stored_and_every_finding_names_one(token):
     with psycopg.connect(url, autocommit=True) as watch:
         before = _backends(watch)
         response = _sarif_post(token, _trivy_log(total))
-        after = _backends(watch)
-        deadline = time.monotonic() + 10
-        while after != before and time.monotonic() < deadline:  # a backend ends just after
-            time.sleep(0.05)
-            after = _backends(watch)
+        after = _backends_settled(watch, before)
     assert response.status_code == 201, response.content
     assert response.json()["created"] == total
     stored = set(ScannerRule.objects.values_list("digest", flat=True))
@@ -272,32 +289,17 @@ def test_a_lost_rules_connection_does_not_lose_the_upload(token, caplog):
     body = _trivy_log(total)
     rule = _first_rule_row(body)
     responses: list[Any] = []
-
-    def waiting_for_the_rule(other_than: int | None = None) -> int | None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            row = watch.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %%' "
-                "AND pid IS DISTINCT FROM %s",
-                [other_than],
-            ).fetchone()
-            if row is not None:
-                return int(row[0])
-            time.sleep(0.01)
-        return None
-
     url = live_database_url().replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch:
         other.execute(
             "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)", rule
         )
         thread = _uploading(token, body, responses)
-        alongside = waiting_for_the_rule()
+        alongside = _waiting_for_a_rule(watch)
         assert alongside is not None
         watch.execute("SELECT pg_terminate_backend(%s)", [alongside])
         # Now the request's own connection stores the rules, and waits for that row too.
-        assert waiting_for_the_rule(other_than=alongside) is not None
+        assert _waiting_for_a_rule(watch, other_than=alongside) is not None
         other.rollback()
         thread.join(60)
     assert len(responses) == 1
@@ -345,11 +347,7 @@ def test_a_large_log_refused_halfway_stores_no_finding_and_leaves_no_connection(
     with psycopg.connect(url, autocommit=True) as watch:
         before = _backends(watch)
         response = _sarif_post(token, body)
-        after = _backends(watch)
-        deadline = time.monotonic() + 10
-        while after != before and time.monotonic() < deadline:
-            time.sleep(0.05)
-            after = _backends(watch)
+        after = _backends_settled(watch, before)
     assert response.status_code == 400, response.content
     assert response.json()["errors"][0]["path"] == f"runs[0].results[{total - 1}].ruleId"
     assert Finding.objects.count() == 0
@@ -379,15 +377,7 @@ def test_an_upload_waiting_on_its_own_rule_behind_another_transaction_does_not_h
         script.execute("SET statement_timeout = '30s'")  # a regression fails, not hangs
         started = time.monotonic()
         thread = _uploading(token, body, responses)
-        deadline = time.monotonic() + 30
-        seen = None
-        while time.monotonic() < deadline and seen is None:
-            seen = watch.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %'"
-            ).fetchone()
-            time.sleep(0.01)
-        assert seen is not None  # the rules wait for the script's row
+        assert _waiting_for_a_rule(watch) is not None  # the rules wait for the script's row
         # The script now waits for the upload's stream, which the upload holds.
         try:
             script.execute(
