@@ -130,7 +130,7 @@ class _RuleRef(Struct, rename="camel", gc=False):
 
 class _Properties(Struct, gc=False):
     security_severity: Any = msgspec.field(default=None, name="security-severity")
-    tags: tuple[Any, ...] | None = None  # a tuple: a rule's tags key a cache as decoded
+    tags: tuple[Any, ...] | None = None
 
 
 class _Suppression(Struct, gc=False):
@@ -156,13 +156,21 @@ class _Configuration(Struct, gc=False):
     level: str | None = None
 
 
+class _RuleProperties(Struct, gc=False):
+    security_severity: Any = msgspec.field(default=None, name="security-severity")
+    # The tags as sent (empty when absent): a handful of distinct lists among 100,000 rules
+    # (Trivy), each decoded once (_RunContext.tags), where decoding every rule's into a tuple
+    # cost a fifth of reading the rules.
+    tags: Raw = Raw()
+
+
 class _Rule(Struct, rename="camel", gc=False):
     id: str | None = None
     name: str | None = None
     short_description: _Text | None = None
     full_description: _Text | None = None
     default_configuration: _Configuration | None = None
-    properties: _Properties | None = None
+    properties: _RuleProperties | None = None
 
 
 class _Component(Struct, rename="camel"):
@@ -207,9 +215,6 @@ _CWE_TAG = re.compile(r"(?i)cwe[-_ ]?\d")
 _VULN_ID = re.compile(
     r"(?i)\b(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})\b",
 )
-# A text that is one CVE id, as _VULN_ID finds it and as it is kept (most rule ids of Trivy
-# and Grype logs): read without the search.
-_CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}").fullmatch
 _URI_BASE_PREFIX = re.compile(r"^%[A-Za-z0-9_]+%[/\\]?")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
@@ -259,8 +264,9 @@ class _RunContext:
     named: dict[str, _RuleInfo | None] = field(default_factory=dict)
     paths: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
     # Tag lists repeat across rules (Trivy: a rule per CVE, a handful of tag sets): each
-    # distinct one is read once (unless it needed a warning, which each rule must get).
-    tags: dict[tuple[Any, ...], tuple[list[str], list[str], bytes]] = field(default_factory=dict)
+    # distinct one (by its JSON text) is read once (unless it needed a warning, which each
+    # rule must get).
+    tags: dict[bytes, tuple[list[str], list[str], bytes]] = field(default_factory=dict)
     # So do security-severity strings ("9.8"): each read once (a valid one warns nothing),
     # with its severity.
     scores: dict[str, tuple[float, str]] = field(default_factory=dict)
@@ -768,7 +774,16 @@ def rule_digest(data: bytes | Raw) -> str:
 
 
 def _vuln_ids(text: str) -> list[str]:
-    if text[:4] == "CVE-" and _CVE_ID(text):  # a rule per CVE (Trivy, Grype): without a search
+    # A rule per CVE (Trivy, Grype): one id, as _VULN_ID would find it and as it is kept, read
+    # without a regular expression ("CVE-" 4 digits "-" 4 or more; str.isdecimal is \d's
+    # Unicode decimal digits).
+    if (
+        text[:4] == "CVE-"
+        and text[8:9] == "-"
+        and text[4:8].isdecimal()
+        and len(text) >= 13
+        and text[9:].isdecimal()
+    ):
         return [text]
     found: list[str] = _VULN_ID.findall(text)
     if len(found) == 1 and found[0][:4] == "CVE-":  # one CVE among other words: as written
@@ -979,14 +994,11 @@ def _rule_info(
                         context.scores[value] = known
             if known is not None:
                 score, severity = known
-        tags = properties.tags
-        if tags:
-            try:
-                known_tags = context.tags.get(tags)
-            except TypeError:  # a tag that is an object or a list
-                known_tags = None
+        if properties.tags:
+            tags_json = bytes(properties.tags)
+            known_tags = context.tags.get(tags_json)
             if known_tags is None:
-                known_tags = _rule_tag_ids(context, key, tags, problems)
+                known_tags = _rule_tag_ids(context, key, tags_json, problems)
             cwe, vulns, cwe_json = known_tags
             if vulns:
                 cve = cve + [vuln for vuln in vulns if vuln not in cve]
@@ -1036,16 +1048,22 @@ def _rule_path(context: _RunContext, key: tuple[int, int]) -> str:
 
 
 def _rule_tag_ids(
-    context: _RunContext, key: tuple[int, int], tags: tuple[Any, ...], problems: n.Problems
+    context: _RunContext, key: tuple[int, int], tags_json: bytes, problems: n.Problems
 ) -> tuple[list[str], list[str], bytes]:
-    """The CWE ids among a rule's tags, the vulnerability ids among them, and the CWE ids
-    as their column holds them; kept for the next rule with these tags (which shares them:
-    not to be changed) unless they are not all text or needed a warning."""
+    """The CWE ids among a rule's tags (`tags_json`, as sent), the vulnerability ids among
+    them, and the CWE ids as their column holds them; kept for the next rule with these tags
+    (which shares them: not to be changed) unless they needed a warning. Tags that are not a
+    list are left out, with a warning; tags that are not text are ignored."""
+    path = f"{_rule_path(context, key)}.properties.tags"
     warned = problems.warning_total
     cwe: list[str] = []
     vulns: list[str] = []
-    _tag_ids(tags, cwe, vulns, f"{_rule_path(context, key)}.properties.tags", problems)
+    tags = _any_decoder.decode(tags_json)  # JSON already: the whole log was decoded
+    if isinstance(tags, list):
+        _tag_ids(tuple(tags), cwe, vulns, path, problems)
+    elif tags is not None:
+        problems.warn(path, "must be a list of strings: left out")
     known = (cwe, vulns, n.jsonb_list(cwe[: n.MAX_LIST_ENTRIES]))
-    if problems.warning_total == warned and all(type(tag) is str for tag in tags):
-        context.tags[tags] = known
+    if problems.warning_total == warned:
+        context.tags[tags_json] = known
     return known

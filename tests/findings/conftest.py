@@ -7,6 +7,7 @@ import copy
 import json
 from typing import Any
 
+import orjson
 import pytest
 from django.test import Client
 
@@ -116,6 +117,47 @@ def documented_body(
     if scan_type is not None:
         metadata["scan_type"] = scan_type
     return {"metadata": metadata, "findings": copy.deepcopy(findings)}
+
+
+def trivy_log(results: int) -> bytes:
+    """A Trivy-like SARIF log: a rule per CVE (with its help text), a result per package."""
+    rules = [
+        {
+            "id": f"CVE-2026-{10000 + i}",
+            "shortDescription": {"text": f"CVE-2026-{10000 + i}: pkg-{i} allows a ReDoS"},
+            "fullDescription": {"text": f"pkg-{i} before 2.0 allows a ReDoS. " * 5},
+            "help": {"text": f"Vulnerability CVE-2026-{10000 + i}\nUpgrade pkg-{i}."},
+            "properties": {"security-severity": "7.5", "tags": ["vulnerability", "CWE-400"]},
+        }
+        for i in range(results)
+    ]
+    return orjson.dumps(
+        {
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {"driver": {"name": "Trivy", "rules": rules}},
+                    "results": [
+                        {
+                            "ruleId": rule["id"],
+                            "ruleIndex": i,
+                            "level": "error",
+                            "message": {"text": f"Package: pkg-{i}\nInstalled Version: 1.0"},
+                            "locations": [
+                                {
+                                    "physicalLocation": {
+                                        "artifactLocation": {"uri": "package-lock.json"},
+                                        "region": {"startLine": 1},
+                                    }
+                                }
+                            ],
+                        }
+                        for i, rule in enumerate(rules)
+                    ],
+                }
+            ],
+        }
+    )
 
 
 def cli_body(findings: list[dict[str, Any]], *, legacy: bool = False, **metadata: Any) -> dict:

@@ -17,7 +17,7 @@ from findings.readers.sarif import read_sarif
 from findings.services import _stream_lock_id
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
-from tests.findings.conftest import URL, documented_body, post, sast
+from tests.findings.conftest import URL, documented_body, post, sast, trivy_log
 from tests.support.parallel import at_once
 from tests.support.servers import live_database_url
 
@@ -149,47 +149,6 @@ def test_a_sarif_rule_stored_by_another_upload_meanwhile_is_stored_once(token):
     assert Finding.objects.count() == 8
 
 
-def _trivy_log(results: int) -> bytes:
-    """A Trivy-like SARIF log: a rule per CVE (with its help text), a result per package."""
-    rules = [
-        {
-            "id": f"CVE-2026-{10000 + i}",
-            "shortDescription": {"text": f"CVE-2026-{10000 + i}: pkg-{i} allows a ReDoS"},
-            "fullDescription": {"text": f"pkg-{i} before 2.0 allows a ReDoS. " * 5},
-            "help": {"text": f"Vulnerability CVE-2026-{10000 + i}\nUpgrade pkg-{i}."},
-            "properties": {"security-severity": "7.5", "tags": ["vulnerability", "CWE-400"]},
-        }
-        for i in range(results)
-    ]
-    return orjson.dumps(
-        {
-            "version": "2.1.0",
-            "runs": [
-                {
-                    "tool": {"driver": {"name": "Trivy", "rules": rules}},
-                    "results": [
-                        {
-                            "ruleId": rule["id"],
-                            "ruleIndex": i,
-                            "level": "error",
-                            "message": {"text": f"Package: pkg-{i}\nInstalled Version: 1.0"},
-                            "locations": [
-                                {
-                                    "physicalLocation": {
-                                        "artifactLocation": {"uri": "package-lock.json"},
-                                        "region": {"startLine": 1},
-                                    }
-                                }
-                            ],
-                        }
-                        for i, rule in enumerate(rules)
-                    ],
-                }
-            ],
-        }
-    )
-
-
 def _sarif_post(token: str, body: bytes, branch: str = "main") -> Any:
     return Client().post(
         f"{URL}?repository_name=acme/big-image&branch_name={branch}",
@@ -266,7 +225,7 @@ def test_a_large_logs_rules_are_all_stored_and_every_finding_names_one(token):
     url = live_database_url().replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as watch:
         before = _backends(watch)
-        response = _sarif_post(token, _trivy_log(total))
+        response = _sarif_post(token, trivy_log(total))
         after = _backends_settled(watch, before)
     assert response.status_code == 201, response.content
     assert response.json()["created"] == total
@@ -275,7 +234,7 @@ def test_a_large_logs_rules_are_all_stored_and_every_finding_names_one(token):
     assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == stored
     assert after == before  # the rules' connection is closed again
     # The same log again, to another branch: nothing is stored twice.
-    again = _sarif_post(token, _trivy_log(total), branch="release")
+    again = _sarif_post(token, trivy_log(total), branch="release")
     assert again.status_code == 201, again.content
     assert again.json()["created"] == total
     assert ScannerRule.objects.count() == total
@@ -286,7 +245,7 @@ def test_a_lost_rules_connection_does_not_lose_the_upload(token, caplog):
     of its rules: the upload stores its rules on its own connection instead (waiting for that
     transaction in turn), and the whole upload is stored."""
     total = RulesAlongside.BATCH + 10
-    body = _trivy_log(total)
+    body = trivy_log(total)
     rule = _first_rule_row(body)
     responses: list[Any] = []
     url = live_database_url().replace("postgres://", "postgresql://", 1)
@@ -323,7 +282,7 @@ def test_a_large_log_that_repeats_a_result_is_stored_once_with_all_its_rules(tok
     """A result sent twice (the last one wins) makes the upload read the log again, after
     rules were handed over already: each finding and each rule is stored once all the same."""
     total = RulesAlongside.BATCH + 300
-    body = _with_result(_trivy_log(total), lambda results: results.append(results[0]))
+    body = _with_result(trivy_log(total), lambda results: results.append(results[0]))
     response = _sarif_post(token, body)
     assert response.status_code == 201, response.content
     assert (response.json()["created"], response.json()["duplicates"]) == (total, 1)
@@ -342,7 +301,7 @@ def test_a_large_log_refused_halfway_stores_no_finding_and_leaves_no_connection(
     def without_rule(results: list[dict[str, Any]]) -> None:
         del results[-1]["ruleId"], results[-1]["ruleIndex"]
 
-    body = _with_result(_trivy_log(total), without_rule)
+    body = _with_result(trivy_log(total), without_rule)
     url = live_database_url().replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as watch:
         before = _backends(watch)
@@ -365,7 +324,7 @@ def test_an_upload_waiting_on_its_own_rule_behind_another_transaction_does_not_h
     own. The rules give up after RulesAlongside.LOCK_TIMEOUT and go on the request's
     connection, where PostgreSQL sees the deadlock and ends one side: the upload answers."""
     monkeypatch.setattr(RulesAlongside, "LOCK_TIMEOUT", "1s")
-    body = _trivy_log(RulesAlongside.BATCH + 10)
+    body = trivy_log(RulesAlongside.BATCH + 10)
     rule = _first_rule_row(body)
     responses: list[Any] = []
     url = live_database_url().replace("postgres://", "postgresql://", 1)

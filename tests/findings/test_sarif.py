@@ -16,9 +16,11 @@ import jsonschema
 import pytest
 from django.test import Client
 
+from findings.merge import rules_probe
 from findings.models import Finding, ScannerRule
+from findings.readers.sarif import read_sarif
 from findings.selectors import scanner_data_of
-from tests.findings.conftest import URL
+from tests.findings.conftest import URL, trivy_log
 
 pytestmark = pytest.mark.django_db
 
@@ -142,6 +144,32 @@ def test_one_rule_in_four_files_is_four_findings(client, writer):
         "backend/docker/cloud/django/Dockerfile",
         "backend/docker/local/django/Dockerfile",
     }
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "ids"),
+    [
+        ("CVE-2021-44228", ["CVE-2021-44228"]),  # a rule per CVE (Trivy, Grype)
+        ("CVE-2021-1234567", ["CVE-2021-1234567"]),
+        ("cve-2021-44228", ["CVE-2021-44228"]),
+        ("CVE-2021-123", []),  # too few digits: no CVE id
+        ("CVE-21-44228", []),
+        ("CVE-2021-44228x", []),
+        ("CVE-2021_44228", []),
+        ("CVE-\u0662\u0660\u0662\u0661-44228", ["CVE-\u0662\u0660\u0662\u0661-44228"]),
+        ("log4j CVE-2021-44228", ["CVE-2021-44228"]),
+        ("GHSA-jfh8-c2jp-5v3q", ["GHSA-jfh8-c2jp-5v3q"]),
+        ("CVE-2021-44228/CVE-2021-45046", ["CVE-2021-44228", "CVE-2021-45046"]),
+    ],
+)
+def test_a_rule_id_gives_the_vulnerability_ids_it_names(client, writer, rule_id, ids):
+    body = log("trivy")
+    body["runs"][0]["tool"]["driver"]["rules"][0]["id"] = rule_id
+    body["runs"][0]["results"][0]["ruleId"] = rule_id
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    finding = Finding.objects.get(finding_id__startswith=f"{rule_id}:")
+    assert finding.cve == ids
 
 
 def test_results_of_a_rule_with_cwe_tags_carry_the_cwe(client, writer):
@@ -361,6 +389,23 @@ def test_a_rule_is_stored_once_however_many_findings_it_describes(client, writer
     assert data["result"]["message"]["text"].startswith("Package: lib")
 
 
+def test_a_log_of_new_rules_and_one_stored_already_is_stored_whole(client, writer):
+    """A log's rules are taken to be new when a few of them, spread over it, are not stored
+    (findings.merge.rules_probe); one stored all the same is stored once, and the upload
+    whole."""
+    body = trivy_log(40)
+    parsed = read_sarif(body, STREAM)
+    list(parsed.rows)
+    probed = set(rules_probe(parsed.rules))
+    digest, rule_id, data = next(row for d, row in parsed.rules.items() if d not in probed)
+    ScannerRule.objects.create(digest=digest, rule_id=rule_id, data=bytes(data).decode())
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["created"] == 40
+    assert set(ScannerRule.objects.values_list("digest", flat=True)) == set(parsed.rules)
+    assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == set(parsed.rules)
+
+
 def test_rules_stored_under_the_earlier_digest_stay_shown_and_a_reupload_moves_to_the_new(
     client, writer
 ):
@@ -410,6 +455,24 @@ def test_rule_tags_that_are_not_text_are_ignored(client, writer):
     response = upload(client, writer, body)
     assert response.status_code == 201, response.content
     assert response.json()["created"] == 8
+
+
+def test_rule_tags_that_are_not_a_list_are_left_out_and_nothing_else(client, writer):
+    """Odd tags cost the rule its tags (a warning), not its severity: the rest of its
+    properties is read."""
+    body = log("trivy")
+    rule = body["runs"][0]["tool"]["driver"]["rules"][0]
+    rule["properties"].update({"tags": "CWE-79", "security-severity": "9.8"})
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["warnings"] == [
+        {
+            "path": "runs[0].tool.driver.rules[0].properties.tags",
+            "message": "must be a list of strings: left out",
+        }
+    ]
+    of_rule = Finding.objects.filter(finding_id__startswith=f"{rule['id']}:")
+    assert {(f.severity, tuple(f.cwe)) for f in of_rule} == {("CRITICAL", ())}
 
 
 # --- the common path and the careful one -----------------------------------------------------
@@ -498,8 +561,6 @@ TRIVY_VARIANTS = {
 
 
 def read_both_ways(body: bytes, **params: str) -> tuple[Any, Any]:
-    from findings.readers.sarif import read_sarif
-
     ways = []
     for careful in (False, True):
         parsed = read_sarif(body, {**STREAM, **params}, careful=careful)
