@@ -21,20 +21,14 @@ narrow read of the stream (finding_id, id, content digest, active); then
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 import psycopg
-from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from msgspec import Raw
 from psycopg.adapt import PyFormat
 
 from findings.normalize import (
@@ -43,9 +37,7 @@ from findings.normalize import (
     ROW_FINDING_ID,
     ROW_SEEN_ACTIVE,
     ROW_SEVERITY,
-    ParsedUpload,
     Row,
-    Rules,
 )
 from findings.summary import SummaryDelta, as_date, day_sql, seconds_between_sql
 
@@ -103,14 +95,8 @@ _CHANGED_COLUMNS = [("id", "int8"), ("was_active", "bool"), *ROW_COLUMNS]
 _NAIVE_UTC = frozenset({"creation_date", "last_update_date"})
 _BYTES_AS_SENT = {"json": "bytea", "jsonb": "bytea"}
 _BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
-logger = logging.getLogger(__name__)
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
-_RULES = "gerion_scanner_rule_new"
-_STORED_RULES = (
-    "SELECT string_agg(digest, ',') FROM findings_scannerrule "
-    "WHERE digest = ANY(string_to_array(%s, ','))"
-)
 _STREAM = "repository_name = %(repo)s AND branch_name = %(branch)s AND scan_type = %(scan_type)s"
 
 
@@ -203,224 +189,6 @@ def merge_upload(
         reactivated=reactivated,
         mitigated=gone + reported_fixed,
     )
-
-
-def store_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
-    """The rules an upload's findings refer to (findings.models.ScannerRule; `rules` maps
-    each digest to its row), each once: a rule already stored under its digest is the same
-    rule, and is not sent again."""
-    if not rules:
-        return
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.executemany(
-                "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
-                "ON CONFLICT (digest) DO NOTHING",
-                [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in sorted(rules)],
-            )
-            return
-        # A scanner's rules are seen again all together or not at all (a new image's CVEs,
-        # the same tool's rules on another branch): a few of them, spread over the upload,
-        # tell which. When none of those is stored, the rules are taken to be new and sent
-        # without looking each one up (the look-up of 100,000 costs PostgreSQL ~0.2 s, as
-        # much as a third of storing them); else every one is looked up and only the new
-        # ones are sent.
-        stored = _stored_rules(cursor, rules_probe(rules))
-        if stored:
-            stored = _stored_rules(cursor, rules)
-        # One order for every upload: two that store the same new rules at once wait for each
-        # other's commit, in the same order, and never deadlock.
-        new = [rules[d] for d in sorted(rules.keys() - stored)]
-        if not new:
-            return
-        # The new ones by binary COPY straight into the table (the JSON text as it was
-        # sent, as in _Writer._write). Should one of them be stored after all (one the probe
-        # did not ask for, or one another upload stored meanwhile), that COPY fails on the
-        # digest (once the other commits): then they go through a scratch table and one
-        # insert that skips what is there (twice the work).
-        try:
-            with transaction.atomic(using=connection.alias):
-                _copy_rules(cursor, "findings_scannerrule", new)
-        except psycopg.errors.UniqueViolation:  # cursor.copy is not wrapped by Django
-            cursor.execute(
-                f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data text) ON COMMIT DROP"
-            )
-            _copy_rules(cursor, _RULES, new)  # in digest order, which the insert reads
-            cursor.execute(
-                f"INSERT INTO findings_scannerrule (digest, rule_id, data) "
-                f"SELECT digest, rule_id, data FROM {_RULES} ON CONFLICT (digest) DO NOTHING"
-            )
-            cursor.execute(f"DROP TABLE {_RULES}")
-
-
-PROBE = 16
-
-
-def rules_probe(rules: Rules) -> list[str]:
-    """The digests of at most PROBE of `rules`, spread evenly over them in their order."""
-    digests = list(rules)
-    return digests[:: -(-len(digests) // PROBE)] if digests else []
-
-
-def _stored_rules(cursor: CursorWrapper, digests: Iterable[str]) -> set[str]:
-    # The digests as one text (hex digits, split by PostgreSQL), and those stored already
-    # back as one text: 100,000 strings as a list parameter, or as rows, cost more to send
-    # and read than the query takes.
-    cursor.execute(_STORED_RULES, [",".join(digests)])
-    (found,) = cursor.fetchone()
-    return set(found.split(",")) if found else set()
-
-
-def _copy_rules(
-    cursor: CursorWrapper, table: str, rows: list[tuple[str, str, bytes | Raw]]
-) -> None:
-    cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
-    statement = f"COPY {table} (digest, rule_id, data) FROM STDIN (FORMAT BINARY)"
-    with cursor.copy(statement) as copy:
-        copy.set_types(["text", "text", "bytea"])
-        for row in rows:
-            copy.write_row(row)
-
-
-class RulesAlongside:
-    """Stores an upload's SARIF rules on a database connection of its own while the upload's
-    findings are merged on the request's, for uploads that run in a transaction of their own
-    on PostgreSQL. Used as `with RulesAlongside(connection) as rules:` around the upload's
-    transaction, its rows read through `rules.handing_over(parsed)`, `rules.finish(...)` just
-    before that transaction commits.
-
-    Why: a Trivy log describes a rule per CVE, ~120 MB of rules for 100,000 results, and the
-    merge keeps the request's PostgreSQL backend busy the whole time: stored after it on the
-    same connection, the rules added a second or more to the upload (bench/ingest.py). Here a
-    second backend stores them while the first takes the findings.
-
-    Rules are content-addressed and only ever added (findings.models.ScannerRule), so they may
-    be committed ahead of the findings that name them, as git writes objects before the refs
-    that name them: `finish` returns only once every rule of the upload is committed, and the
-    caller commits the findings after it, so a committed finding never names a missing rule.
-    An upload that fails afterwards (or is refused halfway) leaves rules that no finding names;
-    nothing shows or serves them, and the next upload of the same rule finds it stored.
-
-    Small uploads never start the thread: what is left at `finish` (all of a log of fewer than
-    BATCH rules) is stored in the caller's transaction, on its connection, as before. So is
-    everything when the thread fails (no connection to be had, a lock it gave up on): the
-    upload is not lost for want of a second connection."""
-
-    BATCH = 4096
-    # How long a batch waits for a rule another transaction is writing before the thread
-    # gives up and the request's connection stores the rules itself. A wait PostgreSQL cannot
-    # see as a deadlock (the other waits on this upload's request transaction, which waits on
-    # this thread) thus ends, and on one connection it becomes one PostgreSQL detects.
-    LOCK_TIMEOUT = "10s"
-
-    def __init__(self, connection: BaseDatabaseWrapper) -> None:
-        self._connection = connection
-        # Inside a caller's transaction (a script's, a test's) the rules are part of it.
-        self._may_start = connection.vendor == "postgresql" and not connection.in_atomic_block
-        self._source: Rules | None = None  # the rules dict handed over from
-        self._taken = 0  # how many of its rules (in order) are handed over
-        self._queue: queue.SimpleQueue[Rules | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._abandoned = False
-
-    def __enter__(self) -> RulesAlongside:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """After finish() nothing is left; else the upload failed: store no more (what is
-        committed stays, named by nothing) and leave no thread behind."""
-        self._abandoned = True
-        self._stop()
-
-    def handing_over(self, parsed: ParsedUpload) -> Iterator[Row]:
-        """parsed.rows, handing the rules read so far over every 1,024 findings when the
-        thread may be used; as they are for any other upload (only SARIF logs hold rules)."""
-        if not self._may_start or parsed.envelope != "sarif":
-            return parsed.rows
-        return self._rows_handing_over(parsed)
-
-    def _rows_handing_over(self, parsed: ParsedUpload) -> Iterator[Row]:
-        for count, row in enumerate(parsed.rows, 1):
-            yield row
-            if not count & 1023 and self._pending(parsed.rules) >= self.BATCH:
-                self._hand_over(parsed.rules)
-
-    def finish(self, rules: Rules) -> None:
-        """Every rule of `rules` stored: what the thread was given is committed, the rest
-        stored on the caller's connection and transaction (all of them if the thread failed:
-        store_rules leaves out what is stored already)."""
-        if self._thread is not None and self._pending(rules):
-            self._hand_over(rules)
-        self._stop()
-        if self._error is not None:
-            logger.warning(
-                "SARIF rules stored on the upload's connection: their own one failed (%s: %s)",
-                type(self._error).__name__,
-                str(self._error)[:200],
-            )
-        taken = self._taken if rules is self._source and self._error is None else 0
-        rest = dict(islice(rules.items(), taken, None))
-        with self._connection.wrap_database_errors:  # the COPY's errors too, as Django's
-            store_rules(self._connection, rest)
-
-    def _pending(self, rules: Rules) -> int:
-        """How many of `rules` are not handed over yet. (`rules` only grows; another dict,
-        read again after a finding_id sent twice, starts over: what is stored is found so.)"""
-        if rules is not self._source:
-            self._source, self._taken = rules, 0
-        return len(rules) - self._taken
-
-    def _hand_over(self, rules: Rules) -> None:
-        """The pending rules to the thread (started now if need be), in batches of BATCH, the
-        last one taking what is left over (no batch of a few rules)."""
-        if self._error is not None:
-            return  # the thread has stopped: finish() stores them all
-        if self._thread is None:
-            thread = threading.Thread(
-                target=self._run, args=(self._connection.alias,), name="gerion-rules", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError as exc:  # no thread to be had: finish() stores them all
-                self._error = exc
-                return
-            self._thread = thread
-        items = islice(rules.items(), self._taken, None)
-        count, self._taken = len(rules) - self._taken, len(rules)
-        for batch in range(max(count // self.BATCH, 1), 0, -1):
-            self._queue.put(dict(islice(items, self.BATCH if batch > 1 else None)))
-
-    def _stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _run(self, alias: str) -> None:
-        # Stops at the first error, which finish() reads once it has joined the thread.
-        try:
-            connection = connections[alias]  # this thread's own, closed when it is done
-            try:
-                while (batch := self._queue.get()) is not None:
-                    if self._abandoned:
-                        continue
-                    # One transaction a batch: a concurrent upload of the same rule waits for
-                    # a batch, never for this whole upload. Its commit need not wait for the
-                    # disk: the upload's own commit, later in the same log, flushes it too
-                    # before any finding can name its rules (and if the server fails before,
-                    # the rules lost are named by nothing).
-                    with connection.wrap_database_errors, transaction.atomic(using=alias):
-                        with connection.cursor() as cursor:
-                            cursor.execute(
-                                f"SET LOCAL lock_timeout = '{self.LOCK_TIMEOUT}'; "
-                                "SET LOCAL synchronous_commit = off"
-                            )
-                        store_rules(connection, batch)
-            finally:
-                connection.close()
-        except BaseException as exc:  # finish() stores the rules itself
-            self._error = exc
 
 
 class _Writer:

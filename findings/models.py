@@ -341,7 +341,8 @@ class ScannerRule(models.Model):
     """A rule (SARIF reportingDescriptor) as the scanner sent it, stored once however many
     findings it describes: its help text can be kilobytes, shared by thousands of results of
     one upload. A SARIF finding names it by `digest` in its raw data (findings.readers.sarif);
-    rows are only ever added (equal digests are equal rules), so none is left dangling."""
+    rows are only ever added (equal digests are equal rules), so none is left dangling. The
+    rules of a large upload wait in a ScannerRulePack until read (findings.rules)."""
 
     # The first 128 bits of the SHA-256 of the JSON, hex (findings.readers.sarif.rule_digest;
     # rules stored before it keep their BLAKE2b-128 key, which their findings name). Looked up
@@ -356,6 +357,20 @@ class ScannerRule(models.Model):
 
     def __str__(self) -> str:
         return self.rule_id
+
+
+class ScannerRulePack(models.Model):
+    """Rules of one large upload, not stored as rows yet (findings.rules): their rows
+    (digest, rule id, JSON as sent), compressed together. An upload writes packs in its own
+    transaction; findings.rules.rules_catch_up turns them into ScannerRule rows, and every
+    reader of rules catches up first."""
+
+    rules = models.PositiveIntegerField()  # how many (for operators' eyes)
+    # zstd of a JSON array of [digest, rule_id, rule] (findings.rules.keep_rules).
+    data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"{self.rules} SARIF rules"
 
 
 class Status(models.TextChoices):

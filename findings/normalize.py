@@ -97,7 +97,7 @@ class Problems:
             raise UploadInvalid(self.errors, self.error_total)
 
 
-# An upload's SARIF rules, each stored once (findings.merge.store_rules): digest -> (digest,
+# An upload's SARIF rules, each stored once (findings.rules.keep_rules): digest -> (digest,
 # rule id, the rule's JSON as sent: bytes or msgspec.Raw), its row.
 Rules = dict[str, tuple[str, str, bytes | msgspec.Raw]]
 

@@ -48,6 +48,7 @@ from findings.models import (
     Upload,
     finding_status,
 )
+from findings.rules import rules_catch_up
 from findings.sarif import ROW_FIELDS as SARIF_ROW_FIELDS
 from findings.search import search_q
 
@@ -259,9 +260,17 @@ def findings_for_sarif(filters: FindingFilters) -> Iterator[dict[str, Any]]:
 
 
 def scanner_rules(digests: list[str]) -> dict[str, Any]:
-    """Stored rules (findings.models.ScannerRule) by digest: each as the scanner sent it."""
-    rows = ScannerRule.objects.filter(digest__in=digests).values_list("digest", "data")
-    return {digest: msgspec.json.decode(data) for digest, data in rows}
+    """Stored rules (findings.models.ScannerRule) by digest: each as the scanner sent it.
+    A rule not found may wait in a pack of its upload: packs are turned into rules first
+    (findings.rules.rules_catch_up), and it is looked for again."""
+    found = _rule_texts(digests)
+    if len(found) < len(set(digests)) and rules_catch_up():
+        found.update(_rule_texts([d for d in digests if d not in found]))
+    return {digest: msgspec.json.decode(data) for digest, data in found.items()}
+
+
+def _rule_texts(digests: list[str]) -> dict[str, str]:
+    return dict(ScannerRule.objects.filter(digest__in=digests).values_list("digest", "data"))
 
 
 def scanner_data_of(finding: Finding) -> dict[str, Any]:
@@ -269,9 +278,7 @@ def scanner_data_of(finding: Finding) -> dict[str, Any]:
     data = finding.scanner_data
     sarif = data.get("sarif")
     if isinstance(sarif, dict) and isinstance(sarif.get("rule"), str):
-        rule = ScannerRule.objects.filter(digest=sarif["rule"]).values_list("data", flat=True)
-        text = rule.first()
-        descriptor = None if text is None else msgspec.json.decode(text)
+        descriptor = scanner_rules([sarif["rule"]]).get(sarif["rule"])
         data = {**data, "sarif": {**sarif, "rule": descriptor}}
     return data
 

@@ -23,16 +23,11 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from apikeys.repositories import allows as repository_allowed
-from findings.merge import (
-    MergeCounts,
-    RepeatedFindingId,
-    RulesAlongside,
-    UploadContext,
-    merge_upload,
-)
+from findings.merge import MergeCounts, RepeatedFindingId, UploadContext, merge_upload
 from findings.models import Finding, FindingComment, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload
 from findings.readers import read_upload
+from findings.rules import keep_rules
 from findings.summary import SummaryDelta, as_date, summary_recount
 
 logger = logging.getLogger(__name__)
@@ -95,8 +90,6 @@ def findings_ingest(
     Raises findings.normalize.UploadInvalid (nothing stored) for an invalid body, and
     RepositoryNotAllowed (nothing stored) for a repository the key's `repository_patterns`
     do not allow: an empty scan too, which would otherwise mitigate that stream's findings.
-    (Nothing but SARIF rules that no finding names: a large log's rules are committed ahead
-    of its findings, findings.merge.RulesAlongside.)
     """
     read = partial(read_upload, body, media_type=media_type, params=params or {})
     with _cyclic_gc_paused():
@@ -135,8 +128,7 @@ def _store(
     parsed: ParsedUpload, read: Callable[[], ParsedUpload], api_key: ApiKey, client_id: str
 ) -> IngestResult:
     assert parsed.scan_type is not None
-    # A large log's SARIF rules are stored alongside its findings (findings.merge).
-    with RulesAlongside(connection) as rules, transaction.atomic():
+    with transaction.atomic():
         if connection.vendor == "postgresql":
             # Uploads of one stream take turns: the lifecycle ("absent from this scan")
             # compares with the stream's previous scan, so two must not interleave. Other
@@ -185,15 +177,15 @@ def _store(
             # Each finding is stored as it is read (the database works while the next is
             # read), in a savepoint: a finding_id sent twice (the last one wins) starts over.
             with transaction.atomic():
-                counts = merge_upload(connection, context, rules.handing_over(parsed))
+                counts = merge_upload(connection, context, parsed.rows)
                 parsed.problems.raise_if_any()
         except RepeatedFindingId:
             parsed = read()
             rows = iter(parsed.read_all())
             parsed.problems.raise_if_any()
             counts = merge_upload(connection, context, rows)
-        # Committed before the findings that name them (or stored in this transaction).
-        rules.finish(parsed.rules)
+        # The SARIF rules the findings name, committed with them (findings.rules).
+        keep_rules(connection, parsed.rules)
         Stream.objects.update_or_create(
             **stream,
             defaults={"head_upload": upload, "head_at": now, "head_build_id": parsed.build_id},

@@ -1020,6 +1020,11 @@ def _rule_info(
     title = rule.short_description.text if rule.short_description is not None else None
     description = rule.full_description.text if rule.full_description is not None else None
     title_key = title.strip() if title else ""
+    id_json = _encode(rule_id)
+    if len(cve) == 1 and cve[0] == rule_id:  # a rule per CVE: its id, as jsonb_list writes it
+        cve_json = n.JSONB_VERSION + b"[" + id_json + b"]"
+    else:
+        cve_json = n.jsonb_list(cve[: n.MAX_LIST_ENTRIES])
     return _RuleInfo(
         rule_id,
         title,
@@ -1035,8 +1040,8 @@ def _rule_info(
         description if description and description.strip() != title_key else "",
         severity,
         cwe_json,
-        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
-        context.raw_head + _encode(rule_id) + b',"rule":"' + digest.encode() + b'","result":',
+        cve_json,
+        b'%b%b,"rule":"%b","result":' % (context.raw_head, id_json, digest.encode()),
         f"{rule_id[:RULE_ID_IN_FINDING_ID]}:" if rule_id else ":",
     )
 

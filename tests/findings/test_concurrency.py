@@ -1,5 +1,6 @@
 """Concurrent uploads against PostgreSQL: no duplicates, no 500, the right lifecycle."""
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -8,13 +9,14 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
-from findings.merge import RulesAlongside
-from findings.models import Finding, ScannerRule, Upload
+from findings.models import Finding, ScannerRule, ScannerRulePack, Upload
 from findings.readers.sarif import read_sarif
-from findings.services import _stream_lock_id
+from findings.rules import PACK_MIN, rules_catch_up
+from findings.selectors import scanner_data_of, scanner_rules
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
 from tests.findings.conftest import URL, documented_body, post, sast, trivy_log
@@ -158,118 +160,19 @@ def _sarif_post(token: str, body: bytes, branch: str = "main") -> Any:
     )
 
 
-def _backends(watch: psycopg.Connection) -> int:
-    row = watch.execute(  # connections, not autovacuum's workers
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _backends_settled(watch: psycopg.Connection, before: int) -> int:
-    """The connections once back to `before` (a closed one's backend ends just after), or as
-    they are after 10 s."""
-    after = _backends(watch)
-    deadline = time.monotonic() + 10
-    while after != before and time.monotonic() < deadline:
-        time.sleep(0.05)
-        after = _backends(watch)
-    return after
-
-
-def _waiting_for_a_rule(watch: psycopg.Connection, other_than: int | None = None) -> int | None:
-    """The backend whose COPY of rules waits for another transaction's row (other than
-    `other_than`), within 30 s; None if none does."""
+def _waiting_for_a_rule(watch: psycopg.Connection) -> int | None:
+    """The backend whose COPY of rules waits for another transaction's row, within 30 s;
+    None if none does."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         row = watch.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %%' "
-            "AND pid IS DISTINCT FROM %s",
-            [other_than],
+            "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %%'"
         ).fetchone()
         if row is not None:
             return int(row[0])
         time.sleep(0.01)
     return None
-
-
-def _first_rule_row(body: bytes) -> list[str]:
-    """The first rule an upload of `body` hands over, as an INSERT's parameters."""
-    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "main"})
-    list(parsed.rows)
-    digest, rule_id, data = next(iter(parsed.rules.values()))
-    return [digest, rule_id, bytes(data).decode()]
-
-
-def _uploading(token: str, body: bytes, responses: list[Any]) -> threading.Thread:
-    """The upload of `body`, started on a thread of its own; its response goes to `responses`."""
-
-    def upload() -> None:
-        try:
-            responses.append(_sarif_post(token, body))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=upload)
-    thread.start()
-    return thread
-
-
-def test_a_large_logs_rules_are_all_stored_and_every_finding_names_one(token):
-    """A log with more rules than one hand-over (findings.merge.RulesAlongside.BATCH), whose
-    rules are stored on a connection of their own while the findings are merged: each is
-    stored once, each finding names a stored rule, and no connection is left open."""
-    total = RulesAlongside.BATCH + 700
-    url = live_database_url().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(url, autocommit=True) as watch:
-        before = _backends(watch)
-        response = _sarif_post(token, trivy_log(total))
-        after = _backends_settled(watch, before)
-    assert response.status_code == 201, response.content
-    assert response.json()["created"] == total
-    stored = set(ScannerRule.objects.values_list("digest", flat=True))
-    assert len(stored) == total
-    assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == stored
-    assert after == before  # the rules' connection is closed again
-    # The same log again, to another branch: nothing is stored twice.
-    again = _sarif_post(token, trivy_log(total), branch="release")
-    assert again.status_code == 201, again.content
-    assert again.json()["created"] == total
-    assert ScannerRule.objects.count() == total
-
-
-def test_a_lost_rules_connection_does_not_lose_the_upload(token, caplog):
-    """The rules' own connection is lost while it waits for another transaction holding one
-    of its rules: the upload stores its rules on its own connection instead (waiting for that
-    transaction in turn), and the whole upload is stored."""
-    total = RulesAlongside.BATCH + 10
-    body = trivy_log(total)
-    rule = _first_rule_row(body)
-    responses: list[Any] = []
-    url = live_database_url().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch:
-        other.execute(
-            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)", rule
-        )
-        thread = _uploading(token, body, responses)
-        alongside = _waiting_for_a_rule(watch)
-        assert alongside is not None
-        watch.execute("SELECT pg_terminate_backend(%s)", [alongside])
-        # Now the request's own connection stores the rules, and waits for that row too.
-        assert _waiting_for_a_rule(watch, other_than=alongside) is not None
-        other.rollback()
-        thread.join(60)
-    assert len(responses) == 1
-    assert responses[0].status_code == 201, responses[0].content
-    assert responses[0].json()["created"] == total
-    assert Finding.objects.count() == total
-    assert set(ScannerRule.objects.values_list("digest", flat=True)) == {
-        f.raw["sarif"]["rule"] for f in Finding.objects.all()
-    }
-    assert ScannerRule.objects.count() == total
-    assert "their own one failed" in caplog.text
 
 
 def _with_result(body: bytes, edit: Any) -> bytes:
@@ -278,84 +181,129 @@ def _with_result(body: bytes, edit: Any) -> bytes:
     return orjson.dumps(log)
 
 
+def _packed() -> int:
+    return sum(ScannerRulePack.objects.values_list("rules", flat=True))
+
+
+def test_a_large_logs_rules_wait_in_a_pack_until_read_and_are_stored_once(token):
+    """A log of at least PACK_MIN new rules keeps them as a pack in its upload's transaction;
+    the first read of a rule stores them all as rules (each finding names one), and the same
+    log to another branch stores nothing again."""
+    total = PACK_MIN + 700
+    response = _sarif_post(token, trivy_log(total))
+    assert response.status_code == 201, response.content
+    assert response.json()["created"] == total
+    assert (ScannerRule.objects.count(), _packed()) == (0, total)
+    finding = Finding.objects.order_by("id").last()
+    assert finding is not None
+    rule = scanner_data_of(finding)["sarif"]["rule"]  # what the finding's page shows
+    assert rule["id"] == finding.raw["sarif"]["ruleId"]
+    assert (ScannerRule.objects.count(), ScannerRulePack.objects.count()) == (total, 0)
+    stored = set(ScannerRule.objects.values_list("digest", flat=True))
+    assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == stored
+    again = _sarif_post(token, trivy_log(total), branch="release")
+    assert again.json()["created"] == total
+    assert (ScannerRule.objects.count(), ScannerRulePack.objects.count()) == (total, 0)
+
+
+def test_the_export_right_after_a_large_upload_holds_its_rules(token):
+    total = PACK_MIN + 10
+    assert _sarif_post(token, trivy_log(total)).status_code == 201
+    response = Client().get(
+        URL, HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_ACCEPT="application/sarif+json"
+    )
+    assert response.status_code == 200
+    (run,) = orjson.loads(b"".join(response.streaming_content))["runs"]
+    assert len(run["tool"]["driver"]["rules"]) == total
+    assert run["tool"]["driver"]["rules"][0]["help"]["text"].startswith("Vulnerability CVE-")
+    assert ScannerRulePack.objects.count() == 0
+
+
+def test_a_large_log_refused_halfway_stores_nothing_at_all(token):
+    """A log refused at its last result: a 400 problem naming it, and no finding, upload,
+    rule or pack stored."""
+    total = PACK_MIN * 2
+
+    def without_rule(results: list[dict[str, Any]]) -> None:
+        del results[-1]["ruleId"], results[-1]["ruleIndex"]
+
+    response = _sarif_post(token, _with_result(trivy_log(total), without_rule))
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["path"] == f"runs[0].results[{total - 1}].ruleId"
+    assert Finding.objects.count() == Upload.objects.count() == 0
+    assert ScannerRule.objects.count() == ScannerRulePack.objects.count() == 0
+
+
 def test_a_large_log_that_repeats_a_result_is_stored_once_with_all_its_rules(token):
-    """A result sent twice (the last one wins) makes the upload read the log again, after
-    rules were handed over already: each finding and each rule is stored once all the same."""
-    total = RulesAlongside.BATCH + 300
+    """A result sent twice (the last one wins) makes the upload read the log again: each
+    finding and each rule is stored once all the same."""
+    total = PACK_MIN + 300
     body = _with_result(trivy_log(total), lambda results: results.append(results[0]))
     response = _sarif_post(token, body)
     assert response.status_code == 201, response.content
     assert (response.json()["created"], response.json()["duplicates"]) == (total, 1)
-    assert Finding.objects.count() == total
+    assert Finding.objects.count() == _packed() == total
+    call_command("expandrules", stdout=io.StringIO())
     assert ScannerRule.objects.count() == total
     assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == set(
         ScannerRule.objects.values_list("digest", flat=True)
     )
 
 
-def test_a_large_log_refused_halfway_stores_no_finding_and_leaves_no_connection(token):
-    """A log refused after its first rules were handed over: a 400 problem naming the result,
-    no finding and no upload stored, and the rules' connection closed again."""
-    total = RulesAlongside.BATCH * 2
+def test_catch_ups_at_once_store_overlapping_packs_each_rule_once(token):
+    """Two uploads pack overlapping rules before any catch-up; three catch-ups at once (two
+    crons, a reader) store each rule once and leave no pack, and `expandrules` says how many
+    it stored."""
+    assert _sarif_post(token, trivy_log(PACK_MIN + 100)).status_code == 201
+    assert _sarif_post(token, trivy_log(PACK_MIN + 600), branch="release").status_code == 201
+    assert ScannerRulePack.objects.count() == 2
 
-    def without_rule(results: list[dict[str, Any]]) -> None:
-        del results[-1]["ruleId"], results[-1]["ruleIndex"]
-
-    body = _with_result(trivy_log(total), without_rule)
-    url = live_database_url().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(url, autocommit=True) as watch:
-        before = _backends(watch)
-        response = _sarif_post(token, body)
-        after = _backends_settled(watch, before)
-    assert response.status_code == 400, response.content
-    assert response.json()["errors"][0]["path"] == f"runs[0].results[{total - 1}].ruleId"
-    assert Finding.objects.count() == 0
-    assert Upload.objects.count() == 0
-    assert ScannerRule.objects.count() == RulesAlongside.BATCH  # one batch was handed over
-    assert after == before
-
-
-def test_an_upload_waiting_on_its_own_rule_behind_another_transaction_does_not_hang(
-    token, monkeypatch
-):
-    """Another transaction (a script's upload, inside its own transaction) has written one of
-    this log's rules and now waits for this upload's stream. This upload's rules wait for that
-    transaction: a cycle PostgreSQL cannot see while the rules wait on a connection of their
-    own. The rules give up after RulesAlongside.LOCK_TIMEOUT and go on the request's
-    connection, where PostgreSQL sees the deadlock and ends one side: the upload answers."""
-    monkeypatch.setattr(RulesAlongside, "LOCK_TIMEOUT", "1s")
-    body = trivy_log(RulesAlongside.BATCH + 10)
-    rule = _first_rule_row(body)
-    responses: list[Any] = []
-    url = live_database_url().replace("postgres://", "postgresql://", 1)
-    script_outcome: list[str] = []
-    with psycopg.connect(url) as script, psycopg.connect(url, autocommit=True) as watch:
-        script.execute(
-            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)", rule
-        )
-        script.execute("SET statement_timeout = '30s'")  # a regression fails, not hangs
-        started = time.monotonic()
-        thread = _uploading(token, body, responses)
-        assert _waiting_for_a_rule(watch) is not None  # the rules wait for the script's row
-        # The script now waits for the upload's stream, which the upload holds.
+    def catch_up() -> int:
         try:
-            script.execute(
-                "SELECT pg_advisory_xact_lock(%s)",
-                [_stream_lock_id("acme/big-image", "main", "SCA")],
-            )
-            script.rollback()
-            script_outcome.append("went on")
-        except psycopg.errors.DeadlockDetected:
-            script.rollback()
-            script_outcome.append("deadlock")
-        thread.join(60)
-        elapsed = time.monotonic() - started
-    assert len(responses) == 1
-    assert elapsed < 30
-    if script_outcome == ["deadlock"]:  # PostgreSQL ended the script: the upload went on
-        assert responses[0].status_code == 201, responses[0].content
-        assert Finding.objects.count() == RulesAlongside.BATCH + 10
-    else:  # it ended the upload's transaction: a 503 problem, nothing of it stored
-        assert responses[0].status_code == 503, responses[0].content
-        assert responses[0]["Content-Type"] == "application/problem+json"
-        assert Finding.objects.count() == 0
+            return rules_catch_up()
+        finally:
+            connection.close()
+
+    added = [result for result, _ in at_once([catch_up] * 3)]
+    assert sum(added) == PACK_MIN + 600
+    assert ScannerRule.objects.count() == PACK_MIN + 600
+    assert ScannerRulePack.objects.count() == 0
+    output = io.StringIO()
+    call_command("expandrules", stdout=output)
+    assert output.getvalue().strip() == "0 SARIF rules stored"
+
+
+def test_a_reader_waits_for_a_catch_up_in_progress_and_gets_its_rule(token):
+    """A rule whose pack another process is storing: the reader waits for that process and
+    then finds the rule, rather than showing the finding without it."""
+    assert _sarif_post(token, trivy_log(PACK_MIN)).status_code == 201
+    finding = Finding.objects.order_by("id").first()
+    assert finding is not None
+    digest = finding.raw["sarif"]["rule"]
+    found: list[dict[str, Any]] = []
+
+    def read() -> None:
+        try:
+            found.append(scanner_rules([digest]))
+        finally:
+            connection.close()
+
+    url = live_database_url().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch:
+        other.execute("SELECT id FROM findings_scannerrulepack FOR UPDATE")  # "storing" it
+        reader = threading.Thread(target=read)
+        reader.start()
+        deadline = time.monotonic() + 30
+        waiting = None
+        while waiting is None and time.monotonic() < deadline:
+            waiting = watch.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%%findings_scannerrulepack%%'"
+            ).fetchone()
+            time.sleep(0.01)
+        assert found == []  # still waiting
+        other.rollback()  # the other process gave up: the reader stores the pack itself
+        reader.join(60)
+    assert waiting is not None
+    assert list(found[0]) == [digest]
+    assert ScannerRulePack.objects.count() == 0

@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 from django.test import Client
 
-from findings.merge import rules_probe
 from findings.models import Finding, ScannerRule
 from findings.readers.sarif import read_sarif
+from findings.rules import rules_probe
 from findings.selectors import scanner_data_of
 from tests.findings.conftest import URL, trivy_log
 

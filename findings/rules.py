@@ -1,0 +1,246 @@
+"""SARIF rules (findings.models.ScannerRule): stored once by digest, however many findings of
+however many uploads they describe.
+
+A log of a few rules has them stored in its upload's transaction (`keep_rules`). A large log
+has a rule per CVE (Trivy, Grype: ~95,000 rules and 120 MB of help text for 100,000
+results), and storing each as a row costs PostgreSQL about 5 us and the upload's process
+about 2 us more: as much again as the 100,000 findings' own merge. So an upload keeps the
+rules that are new to the service as packs instead: their rows, compressed together (zstd),
+one row of findings.models.ScannerRulePack per 64 MB of JSON, written in its own transaction
+(they commit, or vanish, with its findings). `rules_catch_up` turns packs into rules,
+outside any upload: before anything reads a rule (the SARIF export, a finding's page), and
+from `manage.py expandrules`, run every minute. The same pattern as the search words
+(findings.search); the cost of a rule's row is paid once, later, by whoever first needs it.
+
+Why not a second connection that stores the rules while the findings are merged (what this
+module replaced): it still paid every row during the upload, on a machine whose cores the
+merge already keeps busy; it held a second connection per upload, committed rules ahead of
+the findings (a refused upload left rules behind), and could wait on a lock that PostgreSQL
+cannot see as a deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+import psycopg
+import zstandard
+from django.db import connection as default_connection
+from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+from msgspec import Raw
+from psycopg.adapt import PyFormat
+
+from findings.normalize import Rules
+
+logger = logging.getLogger(__name__)
+
+# Fewer new rules than this are stored as rows at once (a pack would save little, and they
+# are then shown without a catch-up); at least this many go into packs.
+PACK_MIN = 4096
+# The JSON of the rules in one pack, at most (a bytea value must stay under 1 GB; a pack is
+# decompressed whole by the catch-up).
+PACK_MAX_BYTES = 64 * 2**20
+# A few rules, spread over an upload, tell whether its rules are new or known (see
+# _new_rules).
+PROBE = 16
+
+_RULES = "gerion_scanner_rule_new"
+_STORED_RULES = (
+    "SELECT string_agg(digest, ',') FROM findings_scannerrule "
+    "WHERE digest = ANY(string_to_array(%s, ','))"
+)
+_BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
+_pack_encoder = msgspec.json.Encoder()
+_Index = list[tuple[str, str, int]]
+
+
+def keep_rules(connection: BaseDatabaseWrapper, rules: Rules) -> int:
+    """The rules an upload's findings refer to (`rules` maps each digest to its row), in the
+    upload's transaction: those not stored yet are stored as rows, or packed when there are
+    at least PACK_MIN of them on PostgreSQL. Returns how many were packed."""
+    if not rules:
+        return 0
+    if connection.vendor != "postgresql":
+        store_rules(connection, rules)
+        return 0
+    with connection.cursor() as cursor:
+        new = _new_rules(cursor, rules)
+        if len(new) < PACK_MIN:
+            _store_new(connection, cursor, new)
+            return 0
+        # By binary COPY: as a query parameter, Django's client-side binding would send the
+        # megabytes of the pack as hex in the statement's text.
+        cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
+        with cursor.copy(
+            "COPY findings_scannerrulepack (rules, data) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int4", "bytea"])
+            for pack in _packs(new):
+                copy.write_row((len(pack), _packed(pack)))
+    return len(new)
+
+
+def _packed(rows: list[tuple[str, str, Any]]) -> bytes:
+    """A pack's data: one zstd frame of a JSON line, [[digest, rule_id, length], ...], then
+    the rules' JSON texts one after the other (read back by _unpacked)."""
+    index = _pack_encoder.encode([(digest, rule_id, len(rule)) for digest, rule_id, rule in rows])
+    size = len(index) + 1 + sum(len(row[2]) for row in rows)
+    # Level 1: 120 MB of rules in ~0.06 s on two cores, to a tenth to a quarter of their size
+    # (a help text repeats its description three times). On every core: the upload's merge is
+    # done by then. Fed 4,096 rules at a time: no copy of them all at once. (A compressor is
+    # not to be shared by threads: one per pack.)
+    compressor = zstandard.ZstdCompressor(level=1, threads=-1).compressobj(size=size)
+    parts = [compressor.compress(index + b"\n")]
+    for start in range(0, len(rows), 4096):
+        parts.append(compressor.compress(b"".join([row[2] for row in rows[start : start + 4096]])))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _unpacked(data: bytes) -> Rules:
+    """The rows of a pack (_packed), each rule as a slice of the decompressed text."""
+    decompressed = zstandard.decompress(data)
+    end = decompressed.index(b"\n")  # JSON's own newlines are escaped
+    text = memoryview(decompressed)
+    rules: Rules = {}
+    offset = end + 1
+    for digest, rule_id, length in msgspec.json.decode(text[:end], type=_Index):
+        rules[digest] = (digest, rule_id, Raw(text[offset : offset + length]))
+        offset += length
+    return rules
+
+
+def store_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
+    """`rules` as rows of findings.models.ScannerRule, each once: a rule already stored under
+    its digest is the same rule, and is not sent again."""
+    if not rules:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(
+                "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (digest) DO NOTHING",
+                [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in sorted(rules)],
+            )
+            return
+        _store_new(connection, cursor, _new_rules(cursor, rules))
+
+
+def rules_probe(rules: Rules) -> list[str]:
+    """The digests of at most PROBE of `rules`, spread evenly over them in their order."""
+    digests = list(rules)
+    return digests[:: -(-len(digests) // PROBE)] if digests else []
+
+
+def rules_catch_up(connection: BaseDatabaseWrapper = default_connection) -> int:
+    """Every pack stored so far turned into rules (each rule once), oldest first, one
+    transaction a pack; how many rules were added. A pack another process is turning into
+    rules is waited for: when this returns, every rule of every upload committed before it
+    was called can be read. Safe to run anywhere, any number of times at once."""
+    if connection.vendor != "postgresql":
+        return 0  # packs are made on PostgreSQL only
+    added = 0
+    with connection.cursor() as cursor:
+        while True:
+            with transaction.atomic(using=connection.alias):
+                # Locked, or waited for while another catch-up has it (then it is gone, and
+                # the next one is read: LIMIT applies before the wait).
+                cursor.execute(
+                    "SELECT id, data FROM findings_scannerrulepack ORDER BY id LIMIT 1 FOR UPDATE"
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    cursor.execute("SELECT EXISTS (SELECT 1 FROM findings_scannerrulepack)")
+                    if cursor.fetchone()[0]:
+                        continue
+                    return added
+                pack_id, data = row
+                rules = _unpacked(bytes(data))
+                new = _new_rules(cursor, rules)
+                _store_new(connection, cursor, new)
+                cursor.execute("DELETE FROM findings_scannerrulepack WHERE id = %s", [pack_id])
+                added += len(new)
+                logger.info(
+                    "SARIF rules pack expanded",
+                    extra={"pack_id": pack_id, "rules": len(rules), "added": len(new)},
+                )
+
+
+def _new_rules(cursor: CursorWrapper, rules: Rules) -> list[tuple[str, str, Any]]:
+    """The rows of `rules` not stored yet. A scanner's rules are seen again all together or
+    not at all (a new image's CVEs, the same tool's rules on another branch): a few of them,
+    spread over the upload, tell which. When none of those is stored, the rules are taken to
+    be new without looking each one up (a look-up of 100,000 costs PostgreSQL ~0.2 s); else
+    every one is looked up."""
+    if not _stored_rules(cursor, rules_probe(rules)):
+        return list(rules.values())
+    stored = _stored_rules(cursor, rules)
+    return [row for digest, row in rules.items() if digest not in stored]
+
+
+def _stored_rules(cursor: CursorWrapper, digests: Any) -> set[str]:
+    # The digests as one text (hex digits, split by PostgreSQL), and those stored already
+    # back as one text: 100,000 strings as a list parameter, or as rows, cost more to send
+    # and read than the query takes.
+    cursor.execute(_STORED_RULES, [",".join(digests)])
+    (found,) = cursor.fetchone()
+    return set(found.split(",")) if found else set()
+
+
+def _store_new(
+    connection: BaseDatabaseWrapper, cursor: CursorWrapper, new: list[tuple[str, str, Any]]
+) -> None:
+    """Rules not stored yet, by binary COPY straight into the table (the JSON text as it was
+    sent). Should one of them be stored after all (one the probe did not ask for, or one
+    another transaction stored meanwhile), that COPY fails on the digest (once the other
+    commits): then they go through a scratch table and one insert that skips what is there
+    (twice the work)."""
+    if not new:
+        return
+    # One order for every writer: two that store the same new rules at once wait for each
+    # other's commit, in the same order, and never deadlock.
+    new = sorted(new, key=_digest_of)
+    try:
+        with transaction.atomic(using=connection.alias):
+            _copy_rules(cursor, "findings_scannerrule", new)
+    except psycopg.errors.UniqueViolation:  # cursor.copy is not wrapped by Django
+        cursor.execute(
+            f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data text) ON COMMIT DROP"
+        )
+        _copy_rules(cursor, _RULES, new)  # in digest order, which the insert reads
+        cursor.execute(
+            f"INSERT INTO findings_scannerrule (digest, rule_id, data) "
+            f"SELECT digest, rule_id, data FROM {_RULES} ON CONFLICT (digest) DO NOTHING"
+        )
+        cursor.execute(f"DROP TABLE {_RULES}")
+
+
+def _digest_of(row: tuple[str, str, Any]) -> str:
+    return row[0]
+
+
+def _copy_rules(cursor: CursorWrapper, table: str, rows: list[tuple[str, str, Any]]) -> None:
+    # psycopg's compiled bytes dumper takes any buffer: msgspec.Raw without a copy.
+    cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
+    statement = f"COPY {table} (digest, rule_id, data) FROM STDIN (FORMAT BINARY)"
+    with cursor.copy(statement) as copy:
+        copy.set_types(["text", "text", "bytea"])
+        for row in rows:
+            copy.write_row(row)
+
+
+def _packs(rows: list[tuple[str, str, Any]]) -> list[list[tuple[str, str, Any]]]:
+    """`rows` cut into packs of at most PACK_MAX_BYTES of rule JSON (one rule at least)."""
+    packs: list[list[tuple[str, str, Any]]] = []
+    start = size = 0
+    for end, row in enumerate(rows):
+        if end > start and size + len(row[2]) > PACK_MAX_BYTES:
+            packs.append(rows[start:end])
+            start, size = end, 0
+        size += len(row[2])
+    packs.append(rows[start:])
+    return packs
