@@ -366,7 +366,8 @@ class ScannerRulePack(models.Model):
     reader of rules catches up first."""
 
     rules = models.PositiveIntegerField()  # how many (for operators' eyes)
-    # zstd of a JSON array of [digest, rule_id, rule] (findings.rules.keep_rules).
+    # One zstd frame: a JSON line [[digest, rule_id, length], ...], then the rules' JSON
+    # texts one after the other (findings.rules._packed).
     data = models.BinaryField()
 
     def __str__(self) -> str:

@@ -65,7 +65,7 @@ def keep_rules(connection: BaseDatabaseWrapper, rules: Rules) -> int:
     if not rules:
         return 0
     if connection.vendor != "postgresql":
-        store_rules(connection, rules)
+        _insert_embedded(connection, rules)
         return 0
     with connection.cursor() as cursor:
         new = _new_rules(cursor, rules)
@@ -114,20 +114,15 @@ def _unpacked(data: bytes) -> Rules:
     return rules
 
 
-def store_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
-    """`rules` as rows of findings.models.ScannerRule, each once: a rule already stored under
-    its digest is the same rule, and is not sent again."""
-    if not rules:
-        return
+def _insert_embedded(connection: BaseDatabaseWrapper, rules: Rules) -> None:
+    """`rules` as rows on the embedded SQLite run (one process, no packs), each once: a rule
+    already stored under its digest is the same rule."""
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.executemany(
-                "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
-                "ON CONFLICT (digest) DO NOTHING",
-                [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in sorted(rules)],
-            )
-            return
-        _store_new(connection, cursor, _new_rules(cursor, rules))
+        cursor.executemany(
+            "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (digest) DO NOTHING",
+            [(d, rules[d][1], bytes(rules[d][2]).decode()) for d in sorted(rules)],
+        )
 
 
 def rules_probe(rules: Rules) -> list[str]:
@@ -137,37 +132,46 @@ def rules_probe(rules: Rules) -> list[str]:
 
 
 def rules_catch_up(connection: BaseDatabaseWrapper = default_connection) -> int:
-    """Every pack stored so far turned into rules (each rule once), oldest first, one
-    transaction a pack; how many rules were added. A pack another process is turning into
-    rules is waited for: when this returns, every rule of every upload committed before it
-    was called can be read. Safe to run anywhere, any number of times at once."""
+    """The packs stored when this is called turned into rules (each rule once), oldest
+    first, one transaction a pack; how many rules were added. A pack another process is
+    turning into rules is waited for: when this returns, every rule of every upload committed
+    before it was called can be read. (Packs stored meanwhile are left to the next call: a
+    reader does not wait for the uploads after it.) Safe to run anywhere, any number of times
+    at once; outside a transaction, so that each pack's locks end with it."""
     if connection.vendor != "postgresql":
         return 0  # packs are made on PostgreSQL only
     added = 0
     with connection.cursor() as cursor:
-        while True:
+        cursor.execute("SELECT max(id) FROM findings_scannerrulepack")
+        (last,) = cursor.fetchone()
+        while last is not None:
             with transaction.atomic(using=connection.alias):
                 # Locked, or waited for while another catch-up has it (then it is gone, and
-                # the next one is read: LIMIT applies before the wait).
+                # no row comes back: LIMIT applies before the wait; the next is read then).
                 cursor.execute(
-                    "SELECT id, data FROM findings_scannerrulepack ORDER BY id LIMIT 1 FOR UPDATE"
+                    "SELECT id, data FROM findings_scannerrulepack WHERE id <= %s "
+                    "ORDER BY id LIMIT 1 FOR UPDATE",
+                    [last],
                 )
                 row = cursor.fetchone()
                 if row is None:
-                    cursor.execute("SELECT EXISTS (SELECT 1 FROM findings_scannerrulepack)")
+                    cursor.execute(
+                        "SELECT EXISTS (SELECT 1 FROM findings_scannerrulepack WHERE id <= %s)",
+                        [last],
+                    )
                     if cursor.fetchone()[0]:
                         continue
-                    return added
+                    break
                 pack_id, data = row
                 rules = _unpacked(bytes(data))
-                new = _new_rules(cursor, rules)
-                _store_new(connection, cursor, new)
+                stored = _store_new(connection, cursor, _new_rules(cursor, rules))
                 cursor.execute("DELETE FROM findings_scannerrulepack WHERE id = %s", [pack_id])
-                added += len(new)
+                added += stored
                 logger.info(
                     "SARIF rules pack expanded",
-                    extra={"pack_id": pack_id, "rules": len(rules), "added": len(new)},
+                    extra={"pack_id": pack_id, "rules": len(rules), "added": stored},
                 )
+    return added
 
 
 def _new_rules(cursor: CursorWrapper, rules: Rules) -> list[tuple[str, str, Any]]:
@@ -193,20 +197,21 @@ def _stored_rules(cursor: CursorWrapper, digests: Any) -> set[str]:
 
 def _store_new(
     connection: BaseDatabaseWrapper, cursor: CursorWrapper, new: list[tuple[str, str, Any]]
-) -> None:
+) -> int:
     """Rules not stored yet, by binary COPY straight into the table (the JSON text as it was
     sent). Should one of them be stored after all (one the probe did not ask for, or one
     another transaction stored meanwhile), that COPY fails on the digest (once the other
     commits): then they go through a scratch table and one insert that skips what is there
-    (twice the work)."""
+    (twice the work). Returns how many were stored."""
     if not new:
-        return
+        return 0
     # One order for every writer: two that store the same new rules at once wait for each
     # other's commit, in the same order, and never deadlock.
     new = sorted(new, key=_digest_of)
     try:
         with transaction.atomic(using=connection.alias):
             _copy_rules(cursor, "findings_scannerrule", new)
+        return len(new)
     except psycopg.errors.UniqueViolation:  # cursor.copy is not wrapped by Django
         cursor.execute(
             f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data text) ON COMMIT DROP"
@@ -216,7 +221,9 @@ def _store_new(
             f"INSERT INTO findings_scannerrule (digest, rule_id, data) "
             f"SELECT digest, rule_id, data FROM {_RULES} ON CONFLICT (digest) DO NOTHING"
         )
+        inserted = int(cursor.rowcount)
         cursor.execute(f"DROP TABLE {_RULES}")
+        return inserted
 
 
 def _digest_of(row: tuple[str, str, Any]) -> str:

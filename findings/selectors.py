@@ -264,7 +264,8 @@ def scanner_rules(digests: list[str]) -> dict[str, Any]:
     A rule not found may wait in a pack of its upload: packs are turned into rules first
     (findings.rules.rules_catch_up), and it is looked for again."""
     found = _rule_texts(digests)
-    if len(found) < len(set(digests)) and rules_catch_up():
+    if len(found) < len(set(digests)):
+        rules_catch_up()  # (which may find that another process stored them meanwhile)
         found.update(_rule_texts([d for d in digests if d not in found]))
     return {digest: msgspec.json.decode(data) for digest, data in found.items()}
 

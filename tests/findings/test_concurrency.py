@@ -13,9 +13,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
+from findings import rules as rules_module
 from findings.models import Finding, ScannerRule, ScannerRulePack, Upload
 from findings.readers.sarif import read_sarif
-from findings.rules import PACK_MIN, rules_catch_up
+from findings.rules import PACK_MIN, rules_catch_up, rules_probe
 from findings.selectors import scanner_data_of, scanner_rules
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
@@ -273,10 +274,14 @@ def test_catch_ups_at_once_store_overlapping_packs_each_rule_once(token):
     assert output.getvalue().strip() == "0 SARIF rules stored"
 
 
-def test_a_reader_waits_for_a_catch_up_in_progress_and_gets_its_rule(token):
+@pytest.mark.parametrize("other_ends", ["rolls back", "stores them"])
+def test_a_reader_waits_for_a_catch_up_in_progress_and_gets_its_rule(token, other_ends):
     """A rule whose pack another process is storing: the reader waits for that process and
-    then finds the rule, rather than showing the finding without it."""
-    assert _sarif_post(token, trivy_log(PACK_MIN)).status_code == 201
+    then finds the rule, whether the other one gave up (the reader stores the pack itself) or
+    stored the rules (the reader finds them stored), rather than showing the finding without
+    its rule."""
+    body = trivy_log(PACK_MIN)
+    assert _sarif_post(token, body).status_code == 201
     finding = Finding.objects.order_by("id").first()
     assert finding is not None
     digest = finding.raw["sarif"]["rule"]
@@ -302,8 +307,48 @@ def test_a_reader_waits_for_a_catch_up_in_progress_and_gets_its_rule(token):
             ).fetchone()
             time.sleep(0.01)
         assert found == []  # still waiting
-        other.rollback()  # the other process gave up: the reader stores the pack itself
+        if other_ends == "rolls back":
+            other.rollback()
+        else:
+            parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "x"})
+            list(parsed.rows)
+            with other.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
+                    [(d, rule, bytes(text).decode()) for d, rule, text in parsed.rules.values()],
+                )
+            other.execute("DELETE FROM findings_scannerrulepack")
+            other.commit()
         reader.join(60)
     assert waiting is not None
     assert list(found[0]) == [digest]
+    assert found[0][digest]["id"] == finding.raw["sarif"]["ruleId"]
     assert ScannerRulePack.objects.count() == 0
+    assert ScannerRule.objects.count() == PACK_MIN
+
+
+def test_a_pack_with_a_rule_stored_meanwhile_stores_the_others_once(token):
+    """A rule of a pack stored by something else before the catch-up (one its probe does not
+    ask for): the catch-up stores the others, and says so."""
+    body = trivy_log(PACK_MIN + 50)
+    assert _sarif_post(token, body).status_code == 201
+    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "x"})
+    list(parsed.rows)
+    probed = set(rules_probe(parsed.rules))
+    digest, rule_id, data = next(row for d, row in parsed.rules.items() if d not in probed)
+    ScannerRule.objects.create(digest=digest, rule_id=rule_id, data=bytes(data).decode())
+    assert rules_catch_up() == PACK_MIN + 49
+    assert ScannerRule.objects.count() == PACK_MIN + 50
+    assert set(ScannerRule.objects.values_list("digest", flat=True)) == set(parsed.rules)
+
+
+def test_a_log_larger_than_a_pack_is_packed_in_several(token, monkeypatch):
+    monkeypatch.setattr(rules_module, "PACK_MAX_BYTES", 256 * 1024)
+    total = PACK_MIN + 10
+    assert _sarif_post(token, trivy_log(total)).status_code == 201
+    assert ScannerRulePack.objects.count() > 1
+    assert _packed() == total
+    assert rules_catch_up() == total
+    assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == set(
+        ScannerRule.objects.values_list("digest", flat=True)
+    )

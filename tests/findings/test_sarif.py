@@ -391,7 +391,7 @@ def test_a_rule_is_stored_once_however_many_findings_it_describes(client, writer
 
 def test_a_log_of_new_rules_and_one_stored_already_is_stored_whole(client, writer):
     """A log's rules are taken to be new when a few of them, spread over it, are not stored
-    (findings.merge.rules_probe); one stored all the same is stored once, and the upload
+    (findings.rules.rules_probe); one stored all the same is stored once, and the upload
     whole."""
     body = trivy_log(40)
     parsed = read_sarif(body, STREAM)
