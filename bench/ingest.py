@@ -26,8 +26,8 @@ path, line, description, raw JSON) into a plain table whose only index is the 4-
 identity primary key. For each case it prints the median seconds, findings/s, the ratio
 reference time / upload time (1.0 would be as fast as that bare COPY), the peak RSS of the
 gunicorn worker that served the request, and the CPU seconds the workers and PostgreSQL (all its
-processes, a connection opened and closed within the upload too) spent on it (on a shared
-machine, the CPU figures move much less than the seconds).
+processes, the WAL writer's too) spent on it (on a shared machine, the CPU figures move much
+less than the seconds).
 """
 
 from __future__ import annotations
@@ -391,8 +391,7 @@ def empty_findings(*, rules: bool = True) -> None:
 def postmaster() -> int:
     """The PID of the PostgreSQL server (the parent of every backend): the database runs on
     this machine. Its CPU, with every backend's, the WAL writer's and that of connections
-    opened and closed within an upload (a SARIF upload's rules connection), is read by
-    tree_cpu_seconds."""
+    opened and closed meanwhile, is read by tree_cpu_seconds."""
     import psycopg
 
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
