@@ -168,9 +168,9 @@ LEVELS = {"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "not
 SCORES = {"CRITICAL": "9.8", "HIGH": "7.5", "MEDIUM": "5.3", "LOW": "3.1"}
 
 
-def sarif_body(n: int) -> bytes:
+def sarif_body(n: int) -> tuple[bytes, int]:
     """The first upload's findings as Trivy writes them in SARIF: one rule per CVE (described
-    once, with its help text), one result per vulnerable package."""
+    once, with its help text), one result per vulnerable package; and how many rules."""
     stamp = datetime(2026, 11, 20, 11, 15).isoformat()
     meta = {"repository_name": "", "branch_name": "", "build_id": "1", "code_path": "",
             "commit_hash": "", "commit_author": ""}  # fmt: skip
@@ -251,9 +251,10 @@ def sarif_body(n: int) -> bytes:
             "runs": [run],
         }
     )
+    rules_total = len(descriptors)
     del results, descriptors
     gc.collect()
-    return body
+    return body, rules_total
 
 
 def reference_rows(body: bytes) -> list[tuple[Any, ...]]:
@@ -460,11 +461,8 @@ def main() -> None:
         peaks[case].append(worker_peak_rss(server) / 2**20)
         return result
 
-    sarif = sarif_body(n)
+    sarif, sarif_rules = sarif_body(n)
     sarif_mb = len(sarif) / 1e6
-    sarif_rule_ids = [
-        rule["id"] for rule in orjson.loads(sarif)["runs"][0]["tool"]["driver"]["rules"]
-    ]
     catch_up: list[tuple[float, float, float]] = []  # seconds, CPU: Python, PostgreSQL
     reference: list[float] = []
     formats: list[str] = []
@@ -502,7 +500,7 @@ def main() -> None:
                     database = tree_cpu_seconds(postgres)
                     started = time.perf_counter()
                     used = time.process_time()
-                    assert rules_catch_up() >= len(set(sarif_rule_ids)), "rules not stored"
+                    assert rules_catch_up() == sarif_rules, "rules not stored"
                     catch_up.append(
                         (
                             time.perf_counter() - started,
@@ -561,7 +559,7 @@ def main() -> None:
             + f"; CPU ratio {cpu['first'] / cpu[case]:.2f} (Python and PostgreSQL together)"
         )
     print(
-        f"its {len(sarif_rule_ids):,} rules stored afterwards, outside the upload "
+        f"its {sarif_rules:,} rules stored afterwards, outside the upload "
         f"(manage.py expandrules, or the first read of a rule): "
         f"{statistics.median(c[0] for c in catch_up):.2f} s, CPU: Python "
         f"{statistics.median(c[1] for c in catch_up):.2f} s, PostgreSQL "

@@ -94,7 +94,9 @@ _NEW_COLUMNS = [
 _CHANGED_COLUMNS = [("id", "int8"), ("was_active", "bool"), *ROW_COLUMNS]
 _NAIVE_UTC = frozenset({"creation_date", "last_update_date"})
 _BYTES_AS_SENT = {"json": "bytea", "jsonb": "bytea"}
-_BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
+# psycopg's compiled bytes dumper (by type name it would pick a pure-Python one), which takes
+# any buffer: msgspec.Raw without a copy. Also findings.rules'.
+BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
 _CHANGED = "gerion_finding_changed"
 _GONE = "gerion_finding_gone"
 _STREAM = "repository_name = %(repo)s AND branch_name = %(branch)s AND scan_type = %(scan_type)s"
@@ -400,9 +402,8 @@ class _Writer:
                 "timestamp" if name in _NAIVE_UTC else _BYTES_AS_SENT.get(kind, kind)
                 for name, kind in columns
             ]
-            # ...with psycopg's compiled bytes dumper (by type name it would pick a
-            # pure-Python one), which takes any buffer: msgspec.Raw without a copy.
-            self.cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
+            # ...with the compiled bytes dumper.
+            self.cursor.cursor.adapters.register_dumper(None, BYTES_DUMPER)
             with self.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(wire)
                 write = copy.write_row

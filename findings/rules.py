@@ -22,6 +22,8 @@ cannot see as a deadlock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -32,8 +34,8 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from msgspec import Raw
-from psycopg.adapt import PyFormat
 
+from findings.merge import BYTES_DUMPER
 from findings.normalize import Rules
 
 logger = logging.getLogger(__name__)
@@ -53,35 +55,28 @@ _STORED_RULES = (
     "SELECT string_agg(digest, ',') FROM findings_scannerrule "
     "WHERE digest = ANY(string_to_array(%s, ','))"
 )
-_BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
 _pack_encoder = msgspec.json.Encoder()
 _Index = list[tuple[str, str, int]]
 
 
-def keep_rules(connection: BaseDatabaseWrapper, rules: Rules) -> int:
+def keep_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
     """The rules an upload's findings refer to (`rules` maps each digest to its row), in the
     upload's transaction: those not stored yet are stored as rows, or packed when there are
-    at least PACK_MIN of them on PostgreSQL. Returns how many were packed."""
+    at least PACK_MIN of them on PostgreSQL."""
     if not rules:
-        return 0
+        return
     if connection.vendor != "postgresql":
         _insert_embedded(connection, rules)
-        return 0
+        return
     with connection.cursor() as cursor:
         new = _new_rules(cursor, rules)
         if len(new) < PACK_MIN:
             _store_new(connection, cursor, new)
-            return 0
-        # By binary COPY: as a query parameter, Django's client-side binding would send the
-        # megabytes of the pack as hex in the statement's text.
-        cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
-        with cursor.copy(
-            "COPY findings_scannerrulepack (rules, data) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["int4", "bytea"])
-            for pack in _packs(new):
-                copy.write_row((len(pack), _packed(pack)))
-    return len(new)
+            return
+        # By COPY too: as a query parameter, Django's client-side binding would send the
+        # megabytes of a pack as hex in the statement's text.
+        packs = ((len(pack), _packed(pack)) for pack in _packs(new))
+        _copy(cursor, "findings_scannerrulepack", (("rules", "int4"), ("data", "bytea")), packs)
 
 
 def _packed(rows: list[tuple[str, str, Any]]) -> bytes:
@@ -179,10 +174,13 @@ def _new_rules(cursor: CursorWrapper, rules: Rules) -> list[tuple[str, str, Any]
     not at all (a new image's CVEs, the same tool's rules on another branch): a few of them,
     spread over the upload, tell which. When none of those is stored, the rules are taken to
     be new without looking each one up (a look-up of 100,000 costs PostgreSQL ~0.2 s); else
-    every one is looked up."""
-    if not _stored_rules(cursor, rules_probe(rules)):
+    every one is looked up (a log of PROBE rules or fewer is looked up whole, once)."""
+    probe = rules_probe(rules)
+    stored = _stored_rules(cursor, probe)
+    if not stored:
         return list(rules.values())
-    stored = _stored_rules(cursor, rules)
+    if len(probe) < len(rules):
+        stored = _stored_rules(cursor, rules)
     return [row for digest, row in rules.items() if digest not in stored]
 
 
@@ -207,16 +205,16 @@ def _store_new(
         return 0
     # One order for every writer: two that store the same new rules at once wait for each
     # other's commit, in the same order, and never deadlock.
-    new = sorted(new, key=_digest_of)
+    new = sorted(new, key=itemgetter(0))
     try:
         with transaction.atomic(using=connection.alias):
-            _copy_rules(cursor, "findings_scannerrule", new)
+            _copy(cursor, "findings_scannerrule", _RULE_COLUMNS, new)
         return len(new)
     except psycopg.errors.UniqueViolation:  # cursor.copy is not wrapped by Django
         cursor.execute(
             f"CREATE TEMP TABLE {_RULES} (digest text, rule_id text, data text) ON COMMIT DROP"
         )
-        _copy_rules(cursor, _RULES, new)  # in digest order, which the insert reads
+        _copy(cursor, _RULES, _RULE_COLUMNS, new)  # in digest order, which the insert reads
         cursor.execute(
             f"INSERT INTO findings_scannerrule (digest, rule_id, data) "
             f"SELECT digest, rule_id, data FROM {_RULES} ON CONFLICT (digest) DO NOTHING"
@@ -226,16 +224,18 @@ def _store_new(
         return inserted
 
 
-def _digest_of(row: tuple[str, str, Any]) -> str:
-    return row[0]
+# A rule's row, the JSON text sent as it is (bytea's binary form is the bytes themselves).
+_RULE_COLUMNS = (("digest", "text"), ("rule_id", "text"), ("data", "bytea"))
 
 
-def _copy_rules(cursor: CursorWrapper, table: str, rows: list[tuple[str, str, Any]]) -> None:
-    # psycopg's compiled bytes dumper takes any buffer: msgspec.Raw without a copy.
-    cursor.cursor.adapters.register_dumper(None, _BYTES_DUMPER)
-    statement = f"COPY {table} (digest, rule_id, data) FROM STDIN (FORMAT BINARY)"
-    with cursor.copy(statement) as copy:
-        copy.set_types(["text", "text", "bytea"])
+def _copy(
+    cursor: CursorWrapper, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Any]
+) -> None:
+    """Rows into `table` by binary COPY, its `columns` as (name, type)."""
+    cursor.cursor.adapters.register_dumper(None, BYTES_DUMPER)
+    names = ", ".join(name for name, _ in columns)
+    with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in columns])
         for row in rows:
             copy.write_row(row)
 

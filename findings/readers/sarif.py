@@ -42,7 +42,7 @@ _row, field by field. Both give a result the same Row (tests/findings/test_sarif
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b, sha256
 from typing import Any, TypeVar
@@ -215,6 +215,9 @@ _CWE_TAG = re.compile(r"(?i)cwe[-_ ]?\d")
 _VULN_ID = re.compile(
     r"(?i)\b(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})\b",
 )
+# A text that is one CVE id, as _VULN_ID finds it and as it is kept (most rule ids of Trivy
+# and Grype logs): read without the search.
+_CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}").fullmatch
 _URI_BASE_PREFIX = re.compile(r"^%[A-Za-z0-9_]+%[/\\]?")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
@@ -774,16 +777,7 @@ def rule_digest(data: bytes | Raw) -> str:
 
 
 def _vuln_ids(text: str) -> list[str]:
-    # A rule per CVE (Trivy, Grype): one id, as _VULN_ID would find it and as it is kept, read
-    # without a regular expression ("CVE-" 4 digits "-" 4 or more; str.isdecimal is \d's
-    # Unicode decimal digits).
-    if (
-        text[:4] == "CVE-"
-        and text[8:9] == "-"
-        and text[4:8].isdecimal()
-        and len(text) >= 13
-        and text[9:].isdecimal()
-    ):
+    if text[:4] == "CVE-" and _CVE_ID(text):  # a rule per CVE (Trivy, Grype): without a search
         return [text]
     found: list[str] = _VULN_ID.findall(text)
     if len(found) == 1 and found[0][:4] == "CVE-":  # one CVE among other words: as written
@@ -792,7 +786,7 @@ def _vuln_ids(text: str) -> list[str]:
 
 
 def _tag_ids(
-    tags: tuple[Any, ...], cwe: list[str], cve: list[str], path: str, problems: n.Problems
+    tags: Sequence[Any], cwe: list[str], cve: list[str], path: str, problems: n.Problems
 ) -> None:
     """CWE and vulnerability ids among tags, added to `cwe` and `cve` once each."""
     texts = [tag for tag in tags if isinstance(tag, str)]
@@ -1020,11 +1014,6 @@ def _rule_info(
     title = rule.short_description.text if rule.short_description is not None else None
     description = rule.full_description.text if rule.full_description is not None else None
     title_key = title.strip() if title else ""
-    id_json = _encode(rule_id)
-    if len(cve) == 1 and cve[0] == rule_id:  # a rule per CVE: its id, as jsonb_list writes it
-        cve_json = n.JSONB_VERSION + b"[" + id_json + b"]"
-    else:
-        cve_json = n.jsonb_list(cve[: n.MAX_LIST_ENTRIES])
     return _RuleInfo(
         rule_id,
         title,
@@ -1040,8 +1029,8 @@ def _rule_info(
         description if description and description.strip() != title_key else "",
         severity,
         cwe_json,
-        cve_json,
-        b'%b%b,"rule":"%b","result":' % (context.raw_head, id_json, digest.encode()),
+        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
+        context.raw_head + _encode(rule_id) + b',"rule":"' + digest.encode() + b'","result":',
         f"{rule_id[:RULE_ID_IN_FINDING_ID]}:" if rule_id else ":",
     )
 
@@ -1065,7 +1054,7 @@ def _rule_tag_ids(
     vulns: list[str] = []
     tags = _any_decoder.decode(tags_json)  # JSON already: the whole log was decoded
     if isinstance(tags, list):
-        _tag_ids(tuple(tags), cwe, vulns, path, problems)
+        _tag_ids(tags, cwe, vulns, path, problems)
     elif tags is not None:
         problems.warn(path, "must be a list of strings: left out")
     known = (cwe, vulns, n.jsonb_list(cwe[: n.MAX_LIST_ENTRIES]))

@@ -142,7 +142,7 @@ def test_a_sarif_rule_stored_by_another_upload_meanwhile_is_stored_once(token):
         )
         upload = threading.Thread(target=sarif_upload)
         upload.start()
-        waited = _waiting_for_a_rule(watch)  # for that transaction
+        waited = _waiting_on_a_lock(watch, "COPY findings_scannerrule %")  # for that one
         other.commit()
     upload.join(60)
     assert waited is not None
@@ -161,14 +161,15 @@ def _sarif_post(token: str, body: bytes, branch: str = "main") -> Any:
     )
 
 
-def _waiting_for_a_rule(watch: psycopg.Connection) -> int | None:
-    """The backend whose COPY of rules waits for another transaction's row, within 30 s;
-    None if none does."""
+def _waiting_on_a_lock(watch: psycopg.Connection, query_like: str) -> int | None:
+    """The backend whose statement (LIKE `query_like`) waits for another transaction's lock,
+    within 30 s; None if none does."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         row = watch.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'COPY findings_scannerrule %%'"
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            [query_like],
         ).fetchone()
         if row is not None:
             return int(row[0])
@@ -298,14 +299,7 @@ def test_a_reader_waits_for_a_catch_up_in_progress_and_gets_its_rule(token, othe
         other.execute("SELECT id FROM findings_scannerrulepack FOR UPDATE")  # "storing" it
         reader = threading.Thread(target=read)
         reader.start()
-        deadline = time.monotonic() + 30
-        waiting = None
-        while waiting is None and time.monotonic() < deadline:
-            waiting = watch.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE '%%findings_scannerrulepack%%'"
-            ).fetchone()
-            time.sleep(0.01)
+        waiting = _waiting_on_a_lock(watch, "%findings_scannerrulepack%")
         assert found == []  # still waiting
         if other_ends == "rolls back":
             other.rollback()
