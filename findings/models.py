@@ -366,8 +366,8 @@ class ScannerRulePack(models.Model):
     reader of rules catches up first."""
 
     rules = models.PositiveIntegerField()  # how many (for operators' eyes)
-    # One zstd frame: a JSON line [[digest, rule_id, length], ...], then the rules' JSON
-    # texts one after the other (findings.rules._packed).
+    # One zstd frame: the rules' JSON texts one after the other, then a newline and a JSON
+    # line [[digest, rule_id, length], ...] (findings.rules.RulePacker).
     data = models.BinaryField()
 
     def __str__(self) -> str:

@@ -15,10 +15,10 @@ write path (findings.merge) stores them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from xxhash import xxh3_64_intdigest
@@ -97,9 +97,33 @@ class Problems:
             raise UploadInvalid(self.errors, self.error_total)
 
 
-# An upload's SARIF rules, each stored once (findings.rules.keep_rules): digest -> (digest,
-# rule id, the rule's JSON as sent: bytes or msgspec.Raw), its row.
-Rules = dict[str, tuple[str, str, bytes | msgspec.Raw]]
+RuleRow = tuple[str, str, bytes | msgspec.Raw]
+# How many rules, spread over an upload's, tell whether its rules are new (findings.rules).
+RULE_SAMPLE = 16
+
+
+class RuleSink(Protocol):
+    def add(self, row: RuleRow) -> None: ...
+
+
+class Rules(dict[str, RuleRow]):
+    """An upload's SARIF rules, each stored once (findings.rules.keep_rules): digest ->
+    (digest, rule id, the rule's JSON as sent: bytes or msgspec.Raw), its row.
+
+    Known before any finding is read: how many rules the log describes (`described`), and the
+    digests of a few of them spread over it (`sample`), which tell findings.rules whether
+    they are new. A `sink` (findings.rules.RulePacker) then receives each rule as the reader
+    first reads it, while the findings are merged."""
+
+    described: int = 0
+    sample: Sequence[str] = ()
+    sink: RuleSink | None = None
+
+    def add(self, row: RuleRow) -> None:
+        if row[0] not in self:
+            self[row[0]] = row
+            if self.sink is not None:
+                self.sink.add(row)
 
 
 @dataclass
@@ -127,7 +151,7 @@ class ParsedUpload:
     problems: Problems = field(repr=False)
     # Descriptions shared by many findings, stored once (findings.models.ScannerRule).
     # Complete once `rows` is consumed.
-    rules: Rules = field(default_factory=dict, repr=False)
+    rules: Rules = field(default_factory=Rules, repr=False)
 
     def read_all(self) -> list[Row]:
         """Every row, one per finding_id (the last occurrence wins); `problems` complete."""

@@ -27,7 +27,7 @@ from findings.merge import MergeCounts, RepeatedFindingId, UploadContext, merge_
 from findings.models import Finding, FindingComment, FindingEvent, Stream, Upload
 from findings.normalize import ParsedUpload
 from findings.readers import read_upload
-from findings.rules import keep_rules
+from findings.rules import keep_rules, pack_as_read
 from findings.summary import SummaryDelta, as_date, summary_recount
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,7 @@ def _store(
             previous_at=previous.head_at if previous else None,
             previous_build_id=previous.head_build_id if previous else None,
         )
+        pack_as_read(connection, parsed.rules)
         try:
             # Each finding is stored as it is read (the database works while the next is
             # read), in a savepoint: a finding_id sent twice (the last one wins) starts over.
@@ -181,6 +182,7 @@ def _store(
                 parsed.problems.raise_if_any()
         except RepeatedFindingId:
             parsed = read()
+            pack_as_read(connection, parsed.rules)
             rows = iter(parsed.read_all())
             parsed.problems.raise_if_any()
             counts = merge_upload(connection, context, rows)

@@ -45,6 +45,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b, sha256
+from itertools import chain, islice
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -330,6 +331,7 @@ def read_sarif(
         _run_context(i, run, tools, stream["code_path"], parsed.rules, may_hold_nul)
         for i, run in enumerate(runs)
     ]
+    _sample_rules(contexts, parsed.rules, may_hold_nul)
     parsed.rows = _rows(parsed, runs, contexts, fast=not (careful or may_hold_nul))
     return parsed
 
@@ -777,7 +779,7 @@ def rule_digest(data: bytes | Raw) -> str:
 
 
 def _vuln_ids(text: str) -> list[str]:
-    if text[:4] == "CVE-" and _CVE_ID(text):  # a rule per CVE (Trivy, Grype): without a search
+    if text[:4] == "CVE-" and _CVE_ID(text):  # without a search
         return [text]
     found: list[str] = _VULN_ID.findall(text)
     if len(found) == 1 and found[0][:4] == "CVE-":  # one CVE among other words: as written
@@ -973,7 +975,14 @@ def _rule_info(
     score = severity = level = None
     cwe: list[str] = []
     cwe_json = n.EMPTY_JSONB_LIST
-    cve = _vuln_ids(rule_id) if rule_id else []
+    cve_json: bytes | None = None
+    if rule_id is None:
+        cve = []
+    elif rule_id[:4] == "CVE-" and _CVE_ID(rule_id):  # a rule per CVE (Trivy, Grype)
+        cve = [rule_id]
+        cve_json = n.JSONB_VERSION + b'["' + rule_id.encode() + b'"]'  # nothing to escape
+    else:
+        cve = _vuln_ids(rule_id)
     properties = rule.properties
     if properties is not None:
         value = properties.security_severity
@@ -996,6 +1005,7 @@ def _rule_info(
             cwe, vulns, cwe_json = known_tags
             if vulns:
                 cve = cve + [vuln for vuln in vulns if vuln not in cve]
+                cve_json = None
     configuration = rule.default_configuration
     if configuration is not None and configuration.level is not None:
         level = LEVEL_SEVERITY.get(configuration.level)
@@ -1004,13 +1014,9 @@ def _rule_info(
                 f"{_rule_path(context, key)}.defaultConfiguration.level",
                 f"unknown level {configuration.level!r}: ignored",
             )
-    data: bytes | Raw = raw
-    if context.may_hold_nul:
-        data = bytes(raw)
-        if n.NUL_ESCAPE in data:
-            data = n.without_nul_escapes(data)
-    digest = rule_digest(data)
-    context.stored[digest] = (digest, rule_id or "", data)
+    data = _rule_data(raw, True) if context.may_hold_nul else raw
+    digest = sha256(data).hexdigest()[:32]  # rule_digest, inline: once per result, or nearly
+    context.stored.add((digest, rule_id or "", data))
     title = rule.short_description.text if rule.short_description is not None else None
     description = rule.full_description.text if rule.full_description is not None else None
     title_key = title.strip() if title else ""
@@ -1029,10 +1035,28 @@ def _rule_info(
         description if description and description.strip() != title_key else "",
         severity,
         cwe_json,
-        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
+        cve_json or n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
         context.raw_head + _encode(rule_id) + b',"rule":"' + digest.encode() + b'","result":',
         f"{rule_id[:RULE_ID_IN_FINDING_ID]}:" if rule_id else ":",
     )
+
+
+def _rule_data(raw: Raw, may_hold_nul: bool) -> bytes | Raw:
+    """A rule's JSON as it is stored and digested: as sent, NULs replaced."""
+    if not may_hold_nul:
+        return raw
+    data = bytes(raw)
+    return n.without_nul_escapes(data) if n.NUL_ESCAPE in data else data
+
+
+def _sample_rules(contexts: list[_RunContext], rules: n.Rules, may_hold_nul: bool) -> None:
+    """How many rules the log describes, and the digests of RULE_SAMPLE of them spread
+    evenly over them (n.Rules), before any result is read."""
+    components = [component for context in contexts for component in context.components]
+    rules.described = sum(len(component) for component in components)
+    step = -(-rules.described // n.RULE_SAMPLE) or 1
+    sampled = islice(chain.from_iterable(components), 0, None, step)
+    rules.sample = [rule_digest(_rule_data(raw, may_hold_nul)) for raw in sampled]
 
 
 def _rule_path(context: _RunContext, key: tuple[int, int]) -> str:

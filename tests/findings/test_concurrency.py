@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+import zstandard
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -16,7 +17,7 @@ from django.test import Client
 from findings import rules as rules_module
 from findings.models import Finding, ScannerRule, ScannerRulePack, Upload
 from findings.readers.sarif import read_sarif
-from findings.rules import PACK_MIN, rules_catch_up, rules_probe
+from findings.rules import PACK_MIN, PROBE, rules_catch_up, rules_probe
 from findings.selectors import scanner_data_of, scanner_rules
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
@@ -346,3 +347,56 @@ def test_a_log_larger_than_a_pack_is_packed_in_several(token, monkeypatch):
     assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == set(
         ScannerRule.objects.values_list("digest", flat=True)
     )
+
+
+def test_a_log_describing_many_new_rules_but_naming_few_stores_those_few_at_once(token):
+    """Its sample says the rules are new, so they are packed as they are read; but its
+    results name fewer than PACK_MIN of them: those are stored as rules in the upload
+    itself, readable at once, and the others not at all."""
+    log = orjson.loads(trivy_log(PACK_MIN + 10))
+    log["runs"][0]["results"] = log["runs"][0]["results"][-5:]
+    response = _sarif_post(token, orjson.dumps(log))
+    assert response.json()["created"] == 5
+    assert (ScannerRule.objects.count(), ScannerRulePack.objects.count()) == (5, 0)
+    stored = set(ScannerRule.objects.values_list("digest", flat=True))
+    assert {f.raw["sarif"]["rule"] for f in Finding.objects.all()} == stored
+
+
+def test_a_large_log_with_a_rule_stored_already_that_its_sample_misses_stores_it_once(token):
+    """The sample, read before the findings, finds none of the log's rules stored: all of
+    them are packed as read, the one stored already too; the catch-up stores the others."""
+    body = trivy_log(PACK_MIN + 50)
+    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "x"})
+    list(parsed.rows)
+    sampled = set(parsed.rules.sample)
+    assert len(sampled) == PROBE
+    digest, rule_id, data = next(row for d, row in parsed.rules.items() if d not in sampled)
+    ScannerRule.objects.create(digest=digest, rule_id=rule_id, data=bytes(data).decode())
+    assert _sarif_post(token, body).json()["created"] == PACK_MIN + 50
+    assert (ScannerRule.objects.count(), _packed()) == (1, PACK_MIN + 50)
+    assert rules_catch_up() == PACK_MIN + 49
+    assert set(ScannerRule.objects.values_list("digest", flat=True)) == set(parsed.rules)
+
+
+def test_a_large_log_of_rules_mostly_stored_stores_only_its_new_ones_as_rules(token):
+    """The sample finds rules stored: each rule is looked up after the merge, and the few
+    new ones are stored as rules in the upload (no pack)."""
+    assert _sarif_post(token, trivy_log(PACK_MIN + 100)).status_code == 201
+    assert rules_catch_up() == PACK_MIN + 100
+    response = _sarif_post(token, trivy_log(PACK_MIN + 120), branch="release")
+    assert response.json()["created"] == PACK_MIN + 120
+    assert (ScannerRule.objects.count(), ScannerRulePack.objects.count()) == (PACK_MIN + 120, 0)
+
+
+def test_a_pack_of_the_first_format_waiting_at_a_deploy_is_still_stored(token):
+    """Packs written before the rules came first in them (the index line first) may wait
+    in the table when this version starts: the catch-up reads them too."""
+    parsed = read_sarif(trivy_log(30), {"repository_name": "acme/big-image", "branch_name": "x"})
+    list(parsed.rows)
+    rows = list(parsed.rules.values())
+    index = orjson.dumps([[digest, rule_id, len(data)] for digest, rule_id, data in rows])
+    text = index + b"\n" + b"".join(bytes(data) for _, _, data in rows)
+    ScannerRulePack.objects.create(rules=len(rows), data=zstandard.compress(text))
+    assert rules_catch_up() == 30
+    stored = dict(ScannerRule.objects.values_list("digest", "data"))
+    assert stored == {digest: bytes(data).decode() for digest, _, data in rows}
