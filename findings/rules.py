@@ -67,8 +67,8 @@ def pack_as_read(connection: BaseDatabaseWrapper, rules: Rules) -> None:
     case), its rules are packed as the reader reads them (RulePacker): zstd's own threads
     compress them while the findings are merged, rather than after. Else keep_rules looks
     them up after the merge."""
-    if connection.vendor != "postgresql" or rules.described < PACK_MIN:
-        return
+    if connection.vendor != "postgresql" or rules.described < PACK_MIN or rules:
+        return  # (a packer must see every rule: none may have been read before it)
     with connection.cursor() as cursor:
         if not _stored_rules(cursor, rules.sample):
             rules.sink = RulePacker()
@@ -85,9 +85,15 @@ def keep_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
         return
     with connection.cursor() as cursor:
         packer = rules.sink if isinstance(rules.sink, RulePacker) else None
-        # Packed as read: new, by the sample (pack_as_read).
+        # Packed as read (pack_as_read), the sample of the rules the log describes said they
+        # are new; the rules its findings name may still be stored (a Semgrep log describes
+        # a registry's rules and names a few): a probe of those confirms it.
+        if packer is not None and (
+            len(rules) < PACK_MIN or _stored_rules(cursor, rules_probe(rules))
+        ):
+            packer = None
         new = list(rules.values()) if packer is not None else _new_rules(cursor, rules)
-        if len(new) < PACK_MIN:  # (a log may describe more rules than its findings name)
+        if len(new) < PACK_MIN:
             _store_new(connection, cursor, new)
             return
         if packer is None:
@@ -112,7 +118,7 @@ class RulePacker:
     Handed over BATCH rules at a time (a list append a rule, the rest a batch): fewer calls,
     and each batch joined in memory that the allocator reuses (~0.5 MB, below its 1 MiB
     mapping threshold, gerion/memory.py). A compressor is not to be shared by threads: one
-    per upload."""
+    per pack."""
 
     BATCH = 384
 

@@ -400,3 +400,20 @@ def test_a_pack_of_the_first_format_waiting_at_a_deploy_is_still_stored(token):
     assert rules_catch_up() == 30
     stored = dict(ScannerRule.objects.values_list("digest", "data"))
     assert stored == {digest: bytes(data).decode() for digest, _, data in rows}
+
+
+def test_a_log_naming_stored_rules_among_more_it_describes_packs_nothing_again(token):
+    """The sample falls on rules the log describes but no finding names (never stored):
+    the rules its findings name are probed as well, and found stored, nothing is packed
+    again (a Semgrep log describes a registry's rules and names a few)."""
+    total = PACK_MIN + 32
+    log = orjson.loads(trivy_log(total))
+    sampled = set(range(0, total, -(-total // PROBE)))  # where the sample falls
+    run = log["runs"][0]
+    run["results"] = [result for i, result in enumerate(run["results"]) if i not in sampled]
+    body = orjson.dumps(log)
+    named = total - len(sampled)
+    assert _sarif_post(token, body).json()["created"] == named
+    assert (_packed(), rules_catch_up()) == (named, named)
+    assert _sarif_post(token, body, branch="release").json()["created"] == named
+    assert (ScannerRule.objects.count(), ScannerRulePack.objects.count()) == (named, 0)
