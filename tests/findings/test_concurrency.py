@@ -417,3 +417,18 @@ def test_a_log_naming_stored_rules_among_more_it_describes_packs_nothing_again(t
     assert (_packed(), rules_catch_up()) == (named, named)
     assert _sarif_post(token, body, branch="release").json()["created"] == named
     assert (ScannerRule.objects.count(), ScannerRulePack.objects.count()) == (named, 0)
+
+
+def test_a_large_log_with_a_nul_in_a_rule_packs_it_replaced(token):
+    """A NUL escape in a rule's help text (PostgreSQL's text cannot hold one): the rule is
+    digested and packed with it replaced by U+FFFD, as a rule stored as a row would be, and
+    the finding names the rule the catch-up stores."""
+    log = orjson.loads(trivy_log(PACK_MIN + 10))
+    log["runs"][0]["tool"]["driver"]["rules"][7]["help"]["text"] = "before\u0000after"
+    response = _sarif_post(token, orjson.dumps(log))
+    assert response.status_code == 201, response.content
+    assert _packed() == PACK_MIN + 10
+    assert rules_catch_up() == PACK_MIN + 10
+    finding = Finding.objects.get(finding_id__startswith="CVE-2026-10007:")
+    rule = scanner_data_of(finding)["sarif"]["rule"]
+    assert rule["help"]["text"] == "before\ufffdafter"
