@@ -15,10 +15,11 @@ write path (findings.merge) stores them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from itertools import islice
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from xxhash import xxh3_64_intdigest
@@ -100,6 +101,12 @@ class Problems:
 RuleRow = tuple[str, str, bytes | msgspec.Raw]
 # How many rules, spread over an upload's, tell whether its rules are new (findings.rules).
 RULE_SAMPLE = 16
+T = TypeVar("T")
+
+
+def spread(items: Iterable[T], total: int) -> list[T]:
+    """At most RULE_SAMPLE of `items` (`total` of them), evenly spread, the first included."""
+    return list(islice(items, 0, None, -(-total // RULE_SAMPLE) or 1))
 
 
 class RuleSink(Protocol):

@@ -38,7 +38,7 @@ from django.db.backends.utils import CursorWrapper
 from msgspec import Raw
 
 from findings.merge import BYTES_DUMPER
-from findings.normalize import RULE_SAMPLE, Rules
+from findings.normalize import Rules, spread
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ PACK_MIN = 4096
 # The JSON of the rules in one pack, at most (a bytea value must stay under 1 GB; a pack is
 # decompressed whole by the catch-up).
 PACK_MAX_BYTES = 64 * 2**20
-# A few rules, spread over an upload, tell whether its rules are new or known (see
-# _new_rules).
-PROBE = RULE_SAMPLE
-
 _RULES = "gerion_scanner_rule_new"
 _STORED_RULES = (
     "SELECT string_agg(digest, ',') FROM findings_scannerrule "
@@ -65,8 +61,8 @@ def pack_as_read(connection: BaseDatabaseWrapper, rules: Rules) -> None:
     """Before an upload's findings are read: when its log describes at least PACK_MIN rules
     and none of its sample is stored (a scanner's rules seen for the first time, the worst
     case), its rules are packed as the reader reads them (RulePacker): zstd's own threads
-    compress them while the findings are merged, rather than after. Else keep_rules looks
-    them up after the merge."""
+    compress them while the findings are merged, rather than after. keep_rules probes the
+    rules the findings name all the same."""
     if connection.vendor != "postgresql" or rules.described < PACK_MIN or rules:
         return  # (a packer must see every rule: none may have been read before it)
     with connection.cursor() as cursor:
@@ -84,19 +80,16 @@ def keep_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
         _insert_embedded(connection, rules)
         return
     with connection.cursor() as cursor:
-        packer = rules.sink if isinstance(rules.sink, RulePacker) else None
-        # Packed as read (pack_as_read), the sample of the rules the log describes said they
-        # are new; the rules its findings name may still be stored (a Semgrep log describes
-        # a registry's rules and names a few): a probe of those confirms it.
-        if packer is not None and (
-            len(rules) < PACK_MIN or _stored_rules(cursor, rules_probe(rules))
-        ):
-            packer = None
-        new = list(rules.values()) if packer is not None else _new_rules(cursor, rules)
+        # Packed as read or not (pack_as_read: the sample of the rules the log describes),
+        # the rules its findings name are probed (a Semgrep log describes a registry's rules
+        # and names a few, stored already).
+        new = _new_rules(cursor, rules)
         if len(new) < PACK_MIN:
             _store_new(connection, cursor, new)
             return
-        if packer is None:
+        packer = rules.sink
+        if not isinstance(packer, RulePacker) or len(new) < len(rules):
+            # Not packed as read, or some were stored after all (its packer has them all).
             packer = RulePacker()
             for row in new:
                 packer.add(row)
@@ -199,9 +192,9 @@ def _insert_embedded(connection: BaseDatabaseWrapper, rules: Rules) -> None:
 
 
 def rules_probe(rules: Rules) -> list[str]:
-    """The digests of at most PROBE of `rules`, spread evenly over them in their order."""
-    digests = list(rules)
-    return digests[:: -(-len(digests) // PROBE)] if digests else []
+    """The digests of at most RULE_SAMPLE of `rules`, spread evenly over them in their order:
+    a few rules that tell whether an upload's rules are new or known (see _new_rules)."""
+    return spread(rules, len(rules))
 
 
 def rules_catch_up(connection: BaseDatabaseWrapper = default_connection) -> int:
@@ -252,7 +245,7 @@ def _new_rules(cursor: CursorWrapper, rules: Rules) -> list[tuple[str, str, Any]
     not at all (a new image's CVEs, the same tool's rules on another branch): a few of them,
     spread over the upload, tell which. When none of those is stored, the rules are taken to
     be new without looking each one up (a look-up of 100,000 costs PostgreSQL ~0.2 s); else
-    every one is looked up (a log of PROBE rules or fewer is looked up whole, once)."""
+    every one is looked up (a log of RULE_SAMPLE rules or fewer is looked up whole, once)."""
     probe = rules_probe(rules)
     stored = _stored_rules(cursor, probe)
     if not stored:

@@ -45,7 +45,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b, sha256
-from itertools import chain, islice
+from itertools import chain
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -779,7 +779,7 @@ def rule_digest(data: bytes | Raw) -> str:
 
 
 def _vuln_ids(text: str) -> list[str]:
-    if text[:4] == "CVE-" and _CVE_ID(text):  # without a search
+    if text[:4] == "CVE-" and _CVE_ID(text):  # a rule per CVE (Trivy, Grype): without a search
         return [text]
     found: list[str] = _VULN_ID.findall(text)
     if len(found) == 1 and found[0][:4] == "CVE-":  # one CVE among other words: as written
@@ -975,14 +975,7 @@ def _rule_info(
     score = severity = level = None
     cwe: list[str] = []
     cwe_json = n.EMPTY_JSONB_LIST
-    cve_json: bytes | None = None
-    if rule_id is None:
-        cve = []
-    elif rule_id[:4] == "CVE-" and _CVE_ID(rule_id):  # a rule per CVE (Trivy, Grype)
-        cve = [rule_id]
-        cve_json = n.JSONB_VERSION + b'["' + rule_id.encode() + b'"]'  # nothing to escape
-    else:
-        cve = _vuln_ids(rule_id)
+    cve = _vuln_ids(rule_id) if rule_id else []
     properties = rule.properties
     if properties is not None:
         value = properties.security_severity
@@ -1005,7 +998,6 @@ def _rule_info(
             cwe, vulns, cwe_json = known_tags
             if vulns:
                 cve = cve + [vuln for vuln in vulns if vuln not in cve]
-                cve_json = None
     configuration = rule.default_configuration
     if configuration is not None and configuration.level is not None:
         level = LEVEL_SEVERITY.get(configuration.level)
@@ -1014,8 +1006,8 @@ def _rule_info(
                 f"{_rule_path(context, key)}.defaultConfiguration.level",
                 f"unknown level {configuration.level!r}: ignored",
             )
-    data = _rule_data(raw, True) if context.may_hold_nul else raw
-    digest = sha256(data).hexdigest()[:32]  # rule_digest, inline: once per result, or nearly
+    data = _rule_data(raw, context.may_hold_nul)
+    digest = rule_digest(data)
     context.stored.add((digest, rule_id or "", data))
     title = rule.short_description.text if rule.short_description is not None else None
     description = rule.full_description.text if rule.full_description is not None else None
@@ -1035,7 +1027,7 @@ def _rule_info(
         description if description and description.strip() != title_key else "",
         severity,
         cwe_json,
-        cve_json or n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
+        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
         context.raw_head + _encode(rule_id) + b',"rule":"' + digest.encode() + b'","result":',
         f"{rule_id[:RULE_ID_IN_FINDING_ID]}:" if rule_id else ":",
     )
@@ -1054,8 +1046,7 @@ def _sample_rules(contexts: list[_RunContext], rules: n.Rules, may_hold_nul: boo
     evenly over them (n.Rules), before any result is read."""
     components = [component for context in contexts for component in context.components]
     rules.described = sum(len(component) for component in components)
-    step = -(-rules.described // n.RULE_SAMPLE) or 1
-    sampled = islice(chain.from_iterable(components), 0, None, step)
+    sampled = n.spread(chain.from_iterable(components), rules.described)
     rules.sample = [rule_digest(_rule_data(raw, may_hold_nul)) for raw in sampled]
 
 

@@ -16,8 +16,9 @@ from django.test import Client
 
 from findings import rules as rules_module
 from findings.models import Finding, ScannerRule, ScannerRulePack, Upload
+from findings.normalize import RULE_SAMPLE, ParsedUpload
 from findings.readers.sarif import read_sarif
-from findings.rules import PACK_MIN, PROBE, rules_catch_up, rules_probe
+from findings.rules import PACK_MIN, rules_catch_up, rules_probe
 from findings.selectors import scanner_data_of, scanner_rules
 from tests.apikeys.conftest import token_for
 from tests.factories import make_api_key
@@ -184,6 +185,13 @@ def _with_result(body: bytes, edit: Any) -> bytes:
     return orjson.dumps(log)
 
 
+def _read_rules(body: bytes) -> ParsedUpload:
+    """A log read as an upload reads it: its `rules` complete."""
+    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "x"})
+    list(parsed.rows)
+    return parsed
+
+
 def _packed() -> int:
     return sum(ScannerRulePack.objects.values_list("rules", flat=True))
 
@@ -305,8 +313,7 @@ def test_a_reader_waits_for_a_catch_up_in_progress_and_gets_its_rule(token, othe
         if other_ends == "rolls back":
             other.rollback()
         else:
-            parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "x"})
-            list(parsed.rows)
+            parsed = _read_rules(body)
             with other.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO findings_scannerrule (digest, rule_id, data) VALUES (%s, %s, %s)",
@@ -327,8 +334,7 @@ def test_a_pack_with_a_rule_stored_meanwhile_stores_the_others_once(token):
     ask for): the catch-up stores the others, and says so."""
     body = trivy_log(PACK_MIN + 50)
     assert _sarif_post(token, body).status_code == 201
-    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "x"})
-    list(parsed.rows)
+    parsed = _read_rules(body)
     probed = set(rules_probe(parsed.rules))
     digest, rule_id, data = next(row for d, row in parsed.rules.items() if d not in probed)
     ScannerRule.objects.create(digest=digest, rule_id=rule_id, data=bytes(data).decode())
@@ -366,10 +372,9 @@ def test_a_large_log_with_a_rule_stored_already_that_its_sample_misses_stores_it
     """The sample, read before the findings, finds none of the log's rules stored: all of
     them are packed as read, the one stored already too; the catch-up stores the others."""
     body = trivy_log(PACK_MIN + 50)
-    parsed = read_sarif(body, {"repository_name": "acme/big-image", "branch_name": "x"})
-    list(parsed.rows)
+    parsed = _read_rules(body)
     sampled = set(parsed.rules.sample)
-    assert len(sampled) == PROBE
+    assert len(sampled) == RULE_SAMPLE
     digest, rule_id, data = next(row for d, row in parsed.rules.items() if d not in sampled)
     ScannerRule.objects.create(digest=digest, rule_id=rule_id, data=bytes(data).decode())
     assert _sarif_post(token, body).json()["created"] == PACK_MIN + 50
@@ -391,8 +396,7 @@ def test_a_large_log_of_rules_mostly_stored_stores_only_its_new_ones_as_rules(to
 def test_a_pack_of_the_first_format_waiting_at_a_deploy_is_still_stored(token):
     """Packs written before the rules came first in them (the index line first) may wait
     in the table when this version starts: the catch-up reads them too."""
-    parsed = read_sarif(trivy_log(30), {"repository_name": "acme/big-image", "branch_name": "x"})
-    list(parsed.rows)
+    parsed = _read_rules(trivy_log(30))
     rows = list(parsed.rules.values())
     index = orjson.dumps([[digest, rule_id, len(data)] for digest, rule_id, data in rows])
     text = index + b"\n" + b"".join(bytes(data) for _, _, data in rows)
@@ -408,7 +412,7 @@ def test_a_log_naming_stored_rules_among_more_it_describes_packs_nothing_again(t
     again (a Semgrep log describes a registry's rules and names a few)."""
     total = PACK_MIN + 32
     log = orjson.loads(trivy_log(total))
-    sampled = set(range(0, total, -(-total // PROBE)))  # where the sample falls
+    sampled = set(range(0, total, -(-total // RULE_SAMPLE)))  # where the sample falls
     run = log["runs"][0]
     run["results"] = [result for i, result in enumerate(run["results"]) if i not in sampled]
     body = orjson.dumps(log)
