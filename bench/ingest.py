@@ -1,7 +1,7 @@
 """Benchmark: uploads of N findings in the official CLI's wire shape, over HTTP, to gunicorn
 started with the repository's configuration (4 workers) against PostgreSQL and Redis.
 
-    python bench/ingest.py [-n 100000] [--repeat 3] [--workers 4]
+    python bench/ingest.py [-n 100000] [--repeat 5] [--workers 4]
                                         (BENCH_DATABASE_URL, BENCH_REDIS_URL)
 
 Cases, each on a fresh stream per round:
@@ -418,7 +418,7 @@ ALL_CASES = [*CASES, *SARIF_CASES]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--findings", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     n = args.findings
@@ -559,6 +559,15 @@ def main() -> None:
             f"findings: speed ratio {first / statistics.median(times[case]):.2f}"
             + (" (bar 0.80)" if case == "sarif" else "")
             + f"; CPU ratio {cpu['first'] / cpu[case]:.2f} (Python and PostgreSQL together)"
+        )
+    # The same ratio within each round (its uploads minutes apart at most): a machine whose
+    # speed drifts from round to round moves both sides of it alike.
+    for case, what in (("sarif", "rules new"), ("sarif-known", "rules stored")):
+        paired = [first / sarif for first, sarif in zip(times["first"], times[case], strict=True)]
+        print(
+            f"the same speed ratio within each round ({what}): "
+            + "/".join(f"{ratio:.2f}" for ratio in paired)
+            + f", median {statistics.median(paired):.2f}"
         )
     print(
         f"its {sarif_rules:,} rules stored afterwards, outside the upload "

@@ -238,9 +238,9 @@ SARIF_UPLOAD_PARAMETERS = [
         "scan_type",
         OpenApiTypes.STR,
         description=_SARIF_STREAM + f"{_SCAN_TYPE_HELP}; inferred from the tool when "
-        "unambiguous (Semgrep, Opengrep, CodeQL, Bandit: SAST; Trivy, Grype, OSV-Scanner, "
-        "Snyk: SCA; Checkov, KICS, tfsec, Terrascan: IAC; Gitleaks, TruffleHog: SECRETS), "
-        "else required",
+        "unambiguous (Semgrep, Opengrep, CodeQL, Bandit, Snyk Code: SAST; Grype, OSV-Scanner, "
+        "Snyk Open Source, Snyk Container: SCA; Checkov, KICS, tfsec, Terrascan, Snyk IaC: "
+        "IAC; Gitleaks, TruffleHog: SECRETS; Trivy: by its rules' tags), else required",
     ),
 ]
 

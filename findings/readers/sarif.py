@@ -69,11 +69,15 @@ TOOL_SCAN_TYPES = (
     ("opengrep", "SAST"),
     ("codeql", "SAST"),
     ("bandit", "SAST"),
-    ("snykcode", "SAST"),  # Snyk Code is Snyk's SAST; its other products are SCA
-    ("trivy", "SCA"),
+    # Snyk names each product in its driver ("SnykCode", "Snyk IaC", ...): a product not
+    # listed here is not guessed.
+    ("snykcode", "SAST"),
+    ("snykiac", "IAC"),
+    ("snykopensource", "SCA"),
+    ("snykcontainer", "SCA"),
+    ("trivy", "SCA"),  # but what a Trivy log scanned is read from its rules (_trivy_scan_type)
     ("grype", "SCA"),
     ("osvscanner", "SCA"),
-    ("snyk", "SCA"),
     ("checkov", "IAC"),
     ("kics", "IAC"),
     ("tfsec", "IAC"),
@@ -81,6 +85,14 @@ TOOL_SCAN_TYPES = (
     ("gitleaks", "SECRETS"),
     ("trufflehog", "SECRETS"),
 )
+# Trivy writes one kind of log whatever it scanned; the first tag of each rule says what
+# (its "vulnerability", "misconfiguration", "secret" and "license" scanners).
+TRIVY_RULE_KINDS = {
+    "vulnerability": "SCA",
+    "license": "SCA",
+    "misconfiguration": "IAC",
+    "secret": "SECRETS",
+}
 LEVEL_SEVERITY = {"error": "HIGH", "warning": "MEDIUM", "note": "LOW", "none": "INFO"}
 # Results that report no problem (SARIF 3.27.9).
 NOT_PROBLEMS = frozenset({"pass", "notApplicable"})
@@ -421,7 +433,39 @@ def _inferred_scan_type(
             "scan_type",
             f"is required: the scan type of {name!r} is not known (SAST, SCA, SECRETS or IAC)",
         )
+    elif name.lower().startswith("trivy"):
+        # Guessed wrong, a scan would mitigate another scan's findings: `trivy config` with
+        # nothing to report would close every vulnerability `trivy image` found.
+        scan_type = _trivy_scan_type(runs)
+        if scan_type is None:
+            problems.error(
+                "scan_type",
+                "is required: a Trivy log says what it scanned only by its rules' tags "
+                "(vulnerability, misconfiguration, secret), and this one's say none or "
+                "several: give SCA, IAC or SECRETS",
+            )
     return scan_type
+
+
+def _trivy_scan_type(runs: list[_Run]) -> str | None:
+    """SCA, IAC or SECRETS when the first tags of RULE_SAMPLE rules spread over the log say
+    that one (TRIVY_RULE_KINDS); else None (no rule says, or they say several)."""
+    components = [
+        run.tool.driver.rules or [] for run in runs if run.tool and run.tool.driver is not None
+    ]
+    total = sum(len(rules) for rules in components)
+    kinds = set()
+    for raw in n.spread(chain.from_iterable(components), total):
+        try:
+            rule = _any_decoder.decode(raw)
+        except (msgspec.ValidationError, RecursionError):
+            rule = None
+        properties = rule.get("properties") if isinstance(rule, dict) else None
+        tags = properties.get("tags") if isinstance(properties, dict) else None
+        first = tags[0] if isinstance(tags, list) and tags else None
+        if isinstance(first, str) and first in TRIVY_RULE_KINDS:
+            kinds.add(TRIVY_RULE_KINDS[first])  # (tags that say nothing of it: not counted)
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _export_scan_type(details: Any) -> str | None:
@@ -1010,6 +1054,8 @@ def _rule_info(
     digest = rule_digest(data)
     context.stored.add((digest, rule_id or "", data))
     title = rule.short_description.text if rule.short_description is not None else None
+    if title and rule_id and _placeholder(title, rule_id):
+        title = None  # the results' messages say more
     description = rule.full_description.text if rule.full_description is not None else None
     title_key = title.strip() if title else ""
     return _RuleInfo(
@@ -1031,6 +1077,13 @@ def _rule_info(
         context.raw_head + _encode(rule_id) + b',"rule":"' + digest.encode() + b'","result":',
         f"{rule_id[:RULE_ID_IN_FINDING_ID]}:" if rule_id else ":",
     )
+
+
+def _placeholder(title: str, rule_id: str) -> bool:
+    """Whether a rule's short description only names it: what Semgrep and Opengrep write for
+    a rule whose author gave none ("Semgrep Finding: python.lang.security.audit.eval")."""
+    tool, _, rest = title.partition(" Finding: ")
+    return rest == rule_id and tool.isalnum()
 
 
 def _rule_data(raw: Raw, may_hold_nul: bool) -> bytes | Raw:

@@ -296,13 +296,67 @@ def test_a_tool_whose_scan_type_is_unknown_needs_a_scan_type(client, writer):
     assert upload(client, writer, body, scan_type="sast").status_code == 201
 
 
-def test_a_trivy_configuration_scan_goes_where_the_scan_type_says(client, writer):
-    response = upload(client, writer, log("trivy-config"), scan_type="IAC")
+@pytest.mark.parametrize("scan_type", [{"scan_type": "IAC"}, {}])
+def test_a_trivy_configuration_scan_is_iac_said_or_not(client, writer, scan_type):
+    """Its rules are tagged "misconfiguration": without a scan_type it is IaC all the same,
+    not the SCA that `trivy image` is (whose findings it would otherwise mitigate)."""
+    response = upload(client, writer, log("trivy-config"), **scan_type)
     assert response.status_code == 201, response.content
     (finding,) = stored()
     assert (finding.scan_type, finding.severity) == ("IAC", "MEDIUM")  # security-severity 5.5
     assert finding.file_path == "modules/azure-cosmosdb/main.tf"
     assert finding.line_number == 164
+
+
+def _empty(tool: str) -> dict[str, Any]:
+    return {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": tool}}, "results": []}]}
+
+
+def test_a_clean_iac_scan_does_not_mitigate_the_dependency_findings_of_its_branch(client, writer):
+    """Snyk names each product ("Snyk IaC", "Snyk Open Source"): an IaC scan with nothing to
+    report goes to the IaC stream, and the vulnerabilities found before stay active."""
+    assert upload(client, writer, log("trivy")).status_code == 201
+    clean = upload(client, writer, _empty("Snyk IaC"))
+    assert clean.status_code == 201, clean.content
+    assert clean.json()["mitigated"] == 0
+    assert {(f.scan_type, f.active) for f in stored()} == {("SCA", True)}
+    assert upload(client, writer, _empty("Snyk Open Source")).json()["mitigated"] == 8
+    assert {(f.scan_type, f.active) for f in stored()} == {("SCA", False)}
+
+
+@pytest.mark.parametrize("tool", ["Trivy", "Snyk"])
+def test_a_log_that_does_not_say_what_it_scanned_needs_a_scan_type(client, writer, tool):
+    """An empty Trivy log (Trivy writes the same for every scanner), or a Snyk product not
+    named: a 400 asking for the scan type, rather than a guess that could mitigate another
+    scan's findings."""
+    refused = upload(client, writer, _empty(tool))
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["path"] == "scan_type"
+    assert upload(client, writer, _empty(tool), scan_type="SCA").status_code == 201
+
+
+def test_a_trivy_log_of_vulnerabilities_and_misconfigurations_needs_a_scan_type(client, writer):
+    body = log("trivy")
+    config = log("trivy-config")["runs"][0]
+    rules = body["runs"][0]["tool"]["driver"]["rules"]
+    body["runs"][0]["tool"]["driver"]["rules"] = rules + config["tool"]["driver"]["rules"]
+    refused = upload(client, writer, body)
+    assert refused.status_code == 400
+    assert "none or several" in refused.json()["errors"][0]["message"]
+
+
+def test_a_rule_described_only_by_its_id_takes_its_title_from_the_message(client, writer):
+    """Semgrep and Opengrep write "Semgrep Finding: <rule id>" for a rule whose author gave
+    no short description: each result's message is its title instead."""
+    body = log("semgrep")
+    run = body["runs"][0]
+    result = run["results"][0]
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == result["ruleId"])
+    rule["shortDescription"]["text"] = f"Semgrep Finding: {rule['id']}"
+    assert upload(client, writer, body).status_code == 201
+    titles = {f.title for f in stored() if f.raw["sarif"]["ruleId"] == rule["id"]}
+    messages = {r["message"]["text"] for r in run["results"] if r["ruleId"] == rule["id"]}
+    assert titles == messages
 
 
 @pytest.mark.parametrize(
