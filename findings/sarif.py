@@ -15,7 +15,11 @@ takes one analysis per tool and category). Each finding is a result:
 - one location: the file path (a relative URI) and the start line, when known;
 - `partialFingerprints["gerionFindingId/v1"]`: the finding_id, so that GitHub's upload
   recognises a finding from one export to the next, and an upload of the log back to us
-  (findings.readers.sarif) keeps every finding's identity.
+  (findings.readers.sarif) keeps every finding's identity;
+- its status: a mitigated finding's `baselineState` is "absent" (reported before, not now);
+  a false positive or an accepted risk is an accepted external suppression whose
+  justification says which, and why. Uploaded back, neither is open (the reader reads both
+  as not active; staff triage itself is never set by an upload).
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ ROW_FIELDS = (
     "cve",
     "sarif_rule",
     "sarif_rule_id",
+    "active",
+    "false_positive",
+    "risk_accepted",
+    "triage_reason",
 )
 
 _encode = msgspec.json.encode
@@ -160,6 +168,18 @@ def _result(row: dict[str, Any], rules: _Rules) -> dict[str, Any]:
             physical["region"] = {"startLine": line}
         result["locations"] = [{"physicalLocation": physical}]
     result["partialFingerprints"] = {FINGERPRINT_KEY: row["finding_id"]}
+    if not row["active"]:
+        result["baselineState"] = "absent"  # no longer reported: mitigated
+    triage = "False positive" if row["false_positive"] else "Risk accepted"
+    if row["false_positive"] or row["risk_accepted"]:
+        reason = row["triage_reason"]
+        result["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": f"{triage}: {reason}" if reason else triage,
+            }
+        ]
     properties: dict[str, Any] = {"security-severity": SCORE[severity]}
     tags = _cwe_tags(row["cwe"]) + [item for item in row["cve"] or () if isinstance(item, str)]
     if tags:

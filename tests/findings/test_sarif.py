@@ -17,7 +17,7 @@ import pytest
 from django.test import Client
 
 from findings.models import Finding, ScannerRule
-from findings.readers.sarif import read_sarif
+from findings.readers.sarif import FINGERPRINT_KEY, read_sarif
 from findings.rules import rules_probe
 from findings.selectors import scanner_data_of
 from tests.findings.conftest import URL, trivy_log
@@ -723,6 +723,40 @@ def test_an_export_uploaded_to_another_branch_gives_the_same_findings(client, wr
 
     assert fields("copy") == fields("main")
     assert fields("copy")
+
+
+def test_an_export_keeps_which_findings_are_closed_and_why(client, writer, staff):
+    """A mitigated finding is exported as absent from the scan, a false positive as an
+    accepted suppression saying so: the log stays valid, and uploaded to another branch it
+    opens only what was open."""
+    from findings.services import TriageAction, finding_triage
+
+    body = log("trivy")
+    upload(client, writer, body, build_id="1")
+    fixed = copy.deepcopy(body)
+    del fixed["runs"][0]["results"][0]
+    assert upload(client, writer, fixed, build_id="2").json()["mitigated"] == 1
+    dismissed = next(f for f in stored() if f.active)
+    finding_triage(
+        finding_id=dismissed.pk,
+        action=TriageAction.FALSE_POSITIVE,
+        actor=staff,
+        reason="test fixture",
+    )
+    document = export(client, writer)
+    assert_valid_sarif(document)
+    (run,) = document["runs"]
+    by_id = {r["partialFingerprints"][FINGERPRINT_KEY]: r for r in run["results"]}
+    assert by_id[dismissed.finding_id]["suppressions"] == [
+        {"kind": "external", "status": "accepted", "justification": "False positive: test fixture"}
+    ]
+    absent = {i for i, r in by_id.items() if r.get("baselineState") == "absent"}
+    assert absent == {f.finding_id for f in stored() if not f.active}
+    export_upload_round_trip(client, writer, "SCA")
+    open_ids = {f.finding_id for f in stored() if f.is_open}
+    assert len(open_ids) == 6
+    assert {f.finding_id for f in stored("copy") if f.is_open} == open_ids
+    assert {f.finding_id for f in stored("copy")} == {f.finding_id for f in stored()}
 
 
 def test_an_export_of_several_scan_types_uploads_only_with_a_scan_type(client, writer):
