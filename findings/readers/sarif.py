@@ -184,6 +184,9 @@ class _Rule(Struct, rename="camel", gc=False):
     full_description: _Text | None = None
     default_configuration: _Configuration | None = None
     properties: _RuleProperties | None = None
+    # As sent (empty when absent, as most scanners leave it): read only when there (its CWE
+    # taxa, _related_cwe).
+    relationships: Raw = Raw()
 
 
 class _Component(Struct, rename="camel"):
@@ -1042,6 +1045,11 @@ def _rule_info(
             cwe, vulns, cwe_json = known_tags
             if vulns:
                 cve = cve + [vuln for vuln in vulns if vuln not in cve]
+    if rule.relationships:
+        related = _related_cwe(context, key, bytes(rule.relationships), problems)
+        if any(cwe_id not in cwe for cwe_id in related):
+            cwe = cwe + [cwe_id for cwe_id in related if cwe_id not in cwe]  # (cwe is shared)
+            cwe_json = n.jsonb_list(cwe[: n.MAX_LIST_ENTRIES])
     configuration = rule.default_configuration
     if configuration is not None and configuration.level is not None:
         level = LEVEL_SEVERITY.get(configuration.level)
@@ -1107,6 +1115,29 @@ def _rule_path(context: _RunContext, key: tuple[int, int]) -> str:
     component, index = key
     where = "driver" if component == 0 else f"extensions[{component - 1}]"
     return f"{context.path}.tool.{where}.rules[{index}]"
+
+
+def _related_cwe(
+    context: _RunContext, key: tuple[int, int], relationships: bytes, problems: n.Problems
+) -> list[str]:
+    """The CWE ids a rule's relationships name: targets in a tool component named "CWE",
+    SARIF's own way to say it (Flawfinder writes "CWE-327", gosec "327"). Relationships that
+    are not objects say nothing and are passed over."""
+    targets = []
+    for relationship in _as_list(_any_decoder.decode(relationships)):
+        target = relationship.get("target") if isinstance(relationship, dict) else None
+        if not isinstance(target, dict):
+            continue
+        component = target.get("toolComponent")
+        name = component.get("name") if isinstance(component, dict) else None
+        if isinstance(name, str) and name.strip().upper() == "CWE":
+            targets.append(target.get("id"))
+    path = f"{_rule_path(context, key)}.relationships"
+    return n.cwe(targets, path, problems) if targets else []
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _rule_tag_ids(

@@ -185,6 +185,24 @@ def test_results_of_a_rule_with_cwe_tags_carry_the_cwe(client, writer):
     assert {tuple(f.cwe) for f in stored()} == {("CWE-79",)}
 
 
+def test_a_rules_relationships_to_cwe_taxa_give_the_cwe(client, writer):
+    """SARIF's own way to relate a rule to a CWE, as Flawfinder ("CWE-327") and gosec ("327")
+    write it; a relationship to another taxonomy, or one that says nothing, is passed over."""
+    body = log("checkov")
+    (rule,) = body["runs"][0]["tool"]["driver"]["rules"]
+    cwe = {"name": "CWE", "guid": "FFC64C90-42B6-44CE-8BEB-F6B7DAE649E5"}
+    rule["relationships"] = [
+        {"target": {"id": "CWE-327", "toolComponent": cwe}, "kinds": ["relevant"]},
+        {"target": {"id": "120", "toolComponent": cwe}, "kinds": ["superset"]},
+        {"target": {"id": "A03", "toolComponent": {"name": "OWASP"}}},
+        "nothing",
+    ]
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["warnings"] == []
+    assert {tuple(f.cwe) for f in stored()} == {("CWE-327", "CWE-120")}
+
+
 def test_codeql_rules_in_extensions_give_cwe_and_security_severity(client, writer):
     # CodeQL 2.x lists a query pack's rules under tool.extensions; results name them with
     # rule.toolComponent.index. Tags in CodeQL's form, security-severity as GitHub reads it.
