@@ -71,6 +71,8 @@ SCANNERS: dict[str, tuple[str, dict[str, int], set[str], set[str]]] = {
     "checkov": ("IAC", {"HIGH": 4}, set(), set()),
     "gitleaks": ("SECRETS", {"MEDIUM": 1}, set(), set()),
     "codeql": ("SAST", {"MEDIUM": 2}, set(), set()),
+    # Rule ids "CVE-1999-0001-package-1"; security-severity 4.0 and 1.0 (GitHub's bands).
+    "grype": ("SCA", {"MEDIUM": 1, "LOW": 1}, set(), {"CVE-1999-0001", "CVE-1999-0002"}),
 }
 
 
@@ -361,6 +363,20 @@ def test_a_trivy_log_of_vulnerabilities_and_misconfigurations_needs_a_scan_type(
     refused = upload(client, writer, body)
     assert refused.status_code == 400
     assert "none or several" in refused.json()["errors"][0]["message"]
+
+
+def test_an_opengrep_log_is_titled_by_its_messages_and_keeps_its_nosemgrep_closed(client, writer):
+    """Opengrep's own log: rules described only as "Opengrep Finding: <rule id>", one result
+    silenced in the source (`# nosemgrep`, an inSource suppression)."""
+    body = (FIXTURES / "opengrep.sarif").read_bytes()
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["warnings"] == []
+    (finding,) = stored()
+    assert finding.title == "useless comparison operation `a + b == a + b` or `a + b != a + b`"
+    assert (finding.scan_type, finding.severity) == ("SAST", "HIGH")  # defaultConfiguration
+    assert (finding.file_path, finding.line_number) == ("targets/nosemgrep/eqeq-nosemgrep.py", 2)
+    assert not finding.active
 
 
 def test_a_rule_described_only_by_its_id_takes_its_title_from_the_message(client, writer):
