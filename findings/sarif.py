@@ -11,7 +11,8 @@ takes one analysis per tool and category). Each finding is a result:
 - `level` and `properties.security-severity` from the severity (9.5, 8.0, 5.5, 2.0 in
   GitHub's bands; INFO is level "none" without a score), `properties.tags` the CWEs
   (`external/cwe/cwe-79`, as CodeQL writes them) and vulnerability ids;
-- `message.text`: the description, else the title;
+- `message.text`: the description, else the title (the title where it was the message of a
+  SARIF result: _message);
 - one location: the file path (a relative URI) and the start line, when known;
 - `partialFingerprints["gerionFindingId/v1"]`: the finding_id, so that GitHub's upload
   recognises a finding from one export to the next, and an upload of the log back to us
@@ -52,6 +53,7 @@ ROW_FIELDS = (
     "cve",
     "sarif_rule",
     "sarif_rule_id",
+    "sarif_message",
     "active",
     "false_positive",
     "risk_accepted",
@@ -109,6 +111,15 @@ class _Rules:
         return out
 
 
+def _message(row: dict[str, Any]) -> str:
+    """The description, else the title; but the title for a finding whose title was its
+    message (its scanner's rule describes it by its id alone, or not at all): read back,
+    the message is its title again and the rule's own description its description."""
+    if row["sarif_message"] == row["title"]:
+        return str(row["title"])
+    return str(row["description"] or row["title"])
+
+
 def _cwe_tags(cwe: Any) -> list[str]:
     return [
         f"external/cwe/cwe-{item[4:]}"
@@ -159,7 +170,7 @@ def _result(row: dict[str, Any], rules: _Rules) -> dict[str, Any]:
         "ruleId": rule_id,
         "ruleIndex": rule_index,
         "level": LEVEL[severity],
-        "message": {"text": row["description"] or row["title"]},
+        "message": {"text": _message(row)},
     }
     if row["file_path"]:
         physical: dict[str, Any] = {"artifactLocation": {"uri": quote(row["file_path"], safe="/")}}

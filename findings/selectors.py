@@ -252,7 +252,11 @@ def findings_for_sarif(filters: FindingFilters) -> Iterator[dict[str, Any]]:
     queryset = (
         findings_filtered(filters)
         .order_by("scan_type", "id")
-        .annotate(sarif_rule=KT("raw__sarif__rule"), sarif_rule_id=KT("raw__sarif__ruleId"))
+        .annotate(
+            sarif_rule=KT("raw__sarif__rule"),
+            sarif_rule_id=KT("raw__sarif__ruleId"),
+            sarif_message=KT("raw__sarif__result__message__text"),
+        )
         .values(*SARIF_ROW_FIELDS)
     )
     rows: Iterator[dict[str, Any]] = queryset.iterator(chunk_size=2000)

@@ -10,7 +10,8 @@ problems and are left out). Field by field:
   id, file, start line and snippet (or message), plus any other non-empty partial
   fingerprints (Gitleaks' commit fields, empty when it scans without git history). Prefixed
   with the rule id, so that staff can search by rule.
-- title: the rule's `shortDescription`, else the message, the rule's `name`, its id.
+- title: the rule's `shortDescription` (unless it only names the rule: Semgrep's "Semgrep
+  Finding: <rule id>"), else the message, the rule's `name`, its id.
 - severity: `properties.security-severity` of the result, else of its rule (GitHub's bands),
   else the result's `level`, else the rule's `defaultConfiguration.level` (error HIGH,
   warning MEDIUM, note LOW, none INFO), else SARIF's default (`warning`: MEDIUM).
@@ -19,8 +20,9 @@ problems and are left out). Field by field:
   `originalUriBaseIds` or to `code_path` where they lie below one) and `region.startLine`.
 - description: the message when it says more than the title, else the rule's
   `fullDescription` when that does.
-- cwe: rule and result tags naming a CWE (`CWE-79: ...`, `external/cwe/cwe-079`); cve: CVE
-  and GHSA ids in the rule id and in tags.
+- cwe: rule and result tags naming a CWE (`CWE-79: ...`, `external/cwe/cwe-079`), and the
+  rule's relationships to a taxonomy named CWE; cve: CVE and GHSA ids in the rule id and in
+  tags.
 - active: false for a result suppressed (`suppressions`, status accepted) or whose
   `baselineState` is `absent`, which mitigates it in this build.
 - raw: `{"sarif": {"tool", "ruleId", "rule": <digest>, "result": <the result as sent>}}`.
@@ -28,7 +30,8 @@ problems and are left out). Field by field:
   once, by digest, in findings.models.ScannerRule (ParsedUpload.rules).
 
 Identity is strict (400 with JSON paths such as `runs[0].results[12].ruleId`): the stream's
-query parameters, the log's shape, a result's rule id, and the tool (its scan type).
+query parameters, the log's shape, a result's rule id, and the tool (its scan type, inferred
+only where the log says it: TOOL_SCAN_TYPES, and a Trivy log's rules' tags).
 Description is tolerant: odd values are read leniently or left out, with a warning.
 
 Built for 100,000 results a request, of as many rules (Trivy writes a rule per CVE). The log
@@ -42,7 +45,7 @@ _row, field by field. Both give a result the same Row (tests/findings/test_sarif
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b, sha256
 from itertools import chain
@@ -444,31 +447,44 @@ def _inferred_scan_type(
             problems.error(
                 "scan_type",
                 "is required: a Trivy log says what it scanned only by its rules' tags "
-                "(vulnerability, misconfiguration, secret), and this one's say none or "
-                "several: give SCA, IAC or SECRETS",
+                "(vulnerability, misconfiguration, secret), and this one's say neither a "
+                "vulnerability nor one other kind: give SCA, IAC or SECRETS",
             )
     return scan_type
 
 
 def _trivy_scan_type(runs: list[_Run]) -> str | None:
-    """SCA, IAC or SECRETS when the first tags of RULE_SAMPLE rules spread over the log say
-    that one (TRIVY_RULE_KINDS); else None (no rule says, or they say several)."""
+    """What a Trivy log scanned, by its rules' first tags (TRIVY_RULE_KINDS): SCA when any
+    rule is a vulnerability or a licence (what `trivy image` and `trivy fs` write by default,
+    the secrets they find with them included: the same command gives the same stream every
+    time); IAC when every rule is a misconfiguration (`trivy config`), SECRETS when every rule
+    is a secret; else None (no rule, or misconfigurations and secrets). RULE_SAMPLE rules
+    spread over the log settle a log of vulnerabilities at once; any other is read whole."""
     components = [
         run.tool.driver.rules or [] for run in runs if run.tool and run.tool.driver is not None
     ]
     total = sum(len(rules) for rules in components)
+    kinds = _trivy_kinds(n.spread(chain.from_iterable(components), total))
+    if "SCA" not in kinds:
+        kinds = _trivy_kinds(chain.from_iterable(components))
+    if "SCA" in kinds:
+        return "SCA"
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _trivy_kinds(rules: Iterable[Raw]) -> set[str]:
     kinds = set()
-    for raw in n.spread(chain.from_iterable(components), total):
+    for raw in rules:
         try:
             rule = _any_decoder.decode(raw)
         except (msgspec.ValidationError, RecursionError):
-            rule = None
+            continue
         properties = rule.get("properties") if isinstance(rule, dict) else None
         tags = properties.get("tags") if isinstance(properties, dict) else None
         first = tags[0] if isinstance(tags, list) and tags else None
         if isinstance(first, str) and first in TRIVY_RULE_KINDS:
             kinds.add(TRIVY_RULE_KINDS[first])  # (tags that say nothing of it: not counted)
-    return kinds.pop() if len(kinds) == 1 else None
+    return kinds
 
 
 def _export_scan_type(details: Any) -> str | None:
@@ -1017,7 +1033,7 @@ def _rule_info(
         if not isinstance(loose, dict):
             problems.warn(_rule_path(context, key), "is not a rule object: ignored")
             return None
-        rule = _lenient(loose, _Rule, _rule_path(context, key), problems)
+        rule = _lenient(_as_sent(loose), _Rule, _rule_path(context, key), problems)
     rule_id = rule.id or None
     score = severity = level = None
     cwe: list[str] = []
@@ -1092,6 +1108,18 @@ def _placeholder(title: str, rule_id: str) -> bool:
     a rule whose author gave none ("Semgrep Finding: python.lang.security.audit.eval")."""
     tool, _, rest = title.partition(" Finding: ")
     return rest == rule_id and tool.isalnum()
+
+
+def _as_sent(loose: dict[str, Any]) -> dict[str, Any]:
+    """A rule decoded loosely, its values that _Rule keeps as sent (Raw) made JSON text
+    again (msgspec.convert makes no Raw of a decoded value), so that an odd value elsewhere
+    in the rule does not cost it its tags or relationships too."""
+    if "relationships" in loose:
+        loose["relationships"] = Raw(_encode(loose["relationships"]))
+    properties = loose.get("properties")
+    if isinstance(properties, dict) and "tags" in properties:
+        properties["tags"] = Raw(_encode(properties["tags"]))
+    return loose
 
 
 def _rule_data(raw: Raw, may_hold_nul: bool) -> bytes | Raw:

@@ -17,6 +17,7 @@ import pytest
 from django.test import Client
 
 from findings.models import Finding, ScannerRule
+from findings.normalize import RULE_SAMPLE
 from findings.readers.sarif import FINGERPRINT_KEY, read_sarif
 from findings.rules import rules_probe
 from findings.selectors import scanner_data_of
@@ -205,6 +206,21 @@ def test_a_rules_relationships_to_cwe_taxa_give_the_cwe(client, writer):
     assert {tuple(f.cwe) for f in stored()} == {("CWE-327", "CWE-120")}
 
 
+def test_a_rule_with_an_odd_value_keeps_its_tags_relationships_and_score(client, writer):
+    """A name that is a number is read leniently (a warning); the rest of the rule still
+    gives its findings their CWE ids and severity."""
+    body = log("checkov")
+    (rule,) = body["runs"][0]["tool"]["driver"]["rules"]
+    rule["name"] = 5
+    rule["properties"] = {"security-severity": "9.5", "tags": ["CWE-79: XSS"]}
+    cwe = {"name": "CWE"}
+    rule["relationships"] = [{"target": {"id": "327", "toolComponent": cwe}}]
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert [w["path"] for w in response.json()["warnings"]] == ["runs[0].tool.driver.rules[0].name"]
+    assert {(f.severity, tuple(f.cwe)) for f in stored()} == {("CRITICAL", ("CWE-79", "CWE-327"))}
+
+
 def test_codeql_rules_in_extensions_give_cwe_and_security_severity(client, writer):
     # CodeQL 2.x lists a query pack's rules under tool.extensions; results name them with
     # rule.toolComponent.index. Tags in CodeQL's form, security-severity as GitHub reads it.
@@ -355,14 +371,60 @@ def test_a_log_that_does_not_say_what_it_scanned_needs_a_scan_type(client, write
     assert upload(client, writer, _empty(tool), scan_type="SCA").status_code == 201
 
 
-def test_a_trivy_log_of_vulnerabilities_and_misconfigurations_needs_a_scan_type(client, writer):
+def _trivy_with(*kinds: str) -> dict[str, Any]:
+    """The Trivy fixture's vulnerabilities and a rule (and its result) of each other kind."""
     body = log("trivy")
+    run = body["runs"][0]
     config = log("trivy-config")["runs"][0]
-    rules = body["runs"][0]["tool"]["driver"]["rules"]
-    body["runs"][0]["tool"]["driver"]["rules"] = rules + config["tool"]["driver"]["rules"]
+    rules = run["tool"]["driver"]["rules"]
+    for kind in kinds:
+        rule = copy.deepcopy(config["tool"]["driver"]["rules"][0])
+        rule["id"] = f"{kind}-rule"
+        rule["properties"]["tags"][0] = kind
+        result = copy.deepcopy(config["results"][0])
+        result.update(ruleId=rule["id"], ruleIndex=len(rules))
+        rules.append(rule)
+        run["results"].append(result)
+    return body
+
+
+def test_a_trivy_log_with_vulnerabilities_is_sca_whatever_else_it_found(client, writer):
+    """`trivy image` and `trivy fs` scan for vulnerabilities and secrets by default: their
+    log is SCA every time, secrets included."""
+    response = upload(client, writer, _trivy_with("secret", "misconfiguration"))
+    assert response.status_code == 201, response.content
+    assert {f.scan_type for f in stored()} == {"SCA"}
+
+
+def test_a_trivy_log_of_misconfigurations_and_secrets_needs_a_scan_type(client, writer):
+    body = _trivy_with("secret", "misconfiguration")
+    run = body["runs"][0]
+    run["tool"]["driver"]["rules"] = run["tool"]["driver"]["rules"][-2:]
+    run["results"] = run["results"][-2:]
+    for index, result in enumerate(run["results"]):
+        result["ruleIndex"] = index
     refused = upload(client, writer, body)
     assert refused.status_code == 400
-    assert "none or several" in refused.json()["errors"][0]["message"]
+    assert "neither a vulnerability nor one other kind" in refused.json()["errors"][0]["message"]
+    assert upload(client, writer, body, scan_type="IAC").status_code == 201
+
+
+def test_a_trivy_log_whose_one_vulnerability_the_sample_misses_is_sca(client, writer):
+    """Misconfigurations, and one vulnerability between them where the first look (a sample
+    spread over the rules) does not fall: SCA all the same (a log the sample does not find
+    a vulnerability in is read whole)."""
+    body = _trivy_with(*["misconfiguration"] * 40)
+    run = body["runs"][0]
+    rules = run["tool"]["driver"]["rules"]  # the fixture's 4 vulnerabilities, then the 40
+    rules[:] = [*rules[4:24], rules[0], *rules[24:]]  # one vulnerability, at 20 of 41
+    assert 20 % -(-len(rules) // RULE_SAMPLE)  # not a sampled one
+    index = {rule["id"]: position for position, rule in enumerate(rules)}
+    run["results"] = [result for result in run["results"] if result["ruleId"] in index]
+    for result in run["results"]:
+        result["ruleIndex"] = index[result["ruleId"]]
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert {f.scan_type for f in stored()} == {"SCA"}
 
 
 def test_an_opengrep_log_is_titled_by_its_messages_and_keeps_its_nosemgrep_closed(client, writer):
@@ -791,6 +853,19 @@ def test_an_export_keeps_which_findings_are_closed_and_why(client, writer, staff
     assert len(open_ids) == 6
     assert {f.finding_id for f in stored("copy") if f.is_open} == open_ids
     assert {f.finding_id for f in stored("copy")} == {f.finding_id for f in stored()}
+
+
+def test_a_finding_titled_by_its_message_is_exported_so_and_reads_back_the_same(client, writer):
+    """Opengrep's rules describe themselves by their ids alone: its findings' titles are
+    their messages, and an export uploaded to another branch gives the same titles and
+    descriptions."""
+    assert upload(client, writer, (FIXTURES / "opengrep.sarif").read_bytes()).status_code == 201
+    export_upload_round_trip(client, writer, "SAST")
+    fields = ("finding_id", "title", "description", "severity", "file_path", "line_number")
+    (main,) = Finding.objects.filter(branch_name="main").values_list(*fields)
+    (copied,) = Finding.objects.filter(branch_name="copy").values_list(*fields)
+    assert copied == main
+    assert main[1].startswith("useless comparison operation `a + b")
 
 
 def test_an_export_of_several_scan_types_uploads_only_with_a_scan_type(client, writer):
