@@ -19,7 +19,7 @@ takes one analysis per tool and category). Each finding is a result:
   (findings.readers.sarif) keeps every finding's identity;
 - its status: a mitigated finding's `baselineState` is "absent" (reported before, not now);
   a false positive or an accepted risk is an accepted external suppression whose
-  justification says which, and why. Uploaded back, neither is open (the reader reads both
+  justification says which (and until when a risk is accepted), and why. Uploaded back, neither is open (the reader reads both
   as not active; staff triage itself is never set by an upload).
 """
 
@@ -58,6 +58,7 @@ ROW_FIELDS = (
     "false_positive",
     "risk_accepted",
     "triage_reason",
+    "risk_accepted_until",
 )
 
 _encode = msgspec.json.encode
@@ -182,6 +183,8 @@ def _result(row: dict[str, Any], rules: _Rules) -> dict[str, Any]:
     if not row["active"]:
         result["baselineState"] = "absent"  # no longer reported: mitigated
     triage = "False positive" if row["false_positive"] else "Risk accepted"
+    if not row["false_positive"] and row["risk_accepted_until"] is not None:
+        triage += f" until {row['risk_accepted_until'].isoformat()}"
     if row["false_positive"] or row["risk_accepted"]:
         reason = row["triage_reason"]
         result["suppressions"] = [

@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -832,12 +833,20 @@ def test_an_export_keeps_which_findings_are_closed_and_why(client, writer, staff
     fixed = copy.deepcopy(body)
     del fixed["runs"][0]["results"][0]
     assert upload(client, writer, fixed, build_id="2").json()["mitigated"] == 1
-    dismissed = next(f for f in stored() if f.active)
+    dismissed, accepted = [f for f in stored() if f.active][:2]
     finding_triage(
         finding_id=dismissed.pk,
         action=TriageAction.FALSE_POSITIVE,
         actor=staff,
         reason="test fixture",
+    )
+    until = date.today() + timedelta(days=30)
+    finding_triage(
+        finding_id=accepted.pk,
+        action=TriageAction.RISK_ACCEPTED,
+        actor=staff,
+        reason="no fix yet",
+        until=until,
     )
     document = export(client, writer)
     assert_valid_sarif(document)
@@ -846,11 +855,13 @@ def test_an_export_keeps_which_findings_are_closed_and_why(client, writer, staff
     assert by_id[dismissed.finding_id]["suppressions"] == [
         {"kind": "external", "status": "accepted", "justification": "False positive: test fixture"}
     ]
+    (suppression,) = by_id[accepted.finding_id]["suppressions"]
+    assert suppression["justification"] == f"Risk accepted until {until.isoformat()}: no fix yet"
     absent = {i for i, r in by_id.items() if r.get("baselineState") == "absent"}
     assert absent == {f.finding_id for f in stored() if not f.active}
     export_upload_round_trip(client, writer, "SCA")
     open_ids = {f.finding_id for f in stored() if f.is_open}
-    assert len(open_ids) == 6
+    assert len(open_ids) == 5
     assert {f.finding_id for f in stored("copy") if f.is_open} == open_ids
     assert {f.finding_id for f in stored("copy")} == {f.finding_id for f in stored()}
 
