@@ -19,8 +19,9 @@ takes one analysis per tool and category). Each finding is a result:
   (findings.readers.sarif) keeps every finding's identity;
 - its status: a mitigated finding's `baselineState` is "absent" (reported before, not now);
   a false positive or an accepted risk is an accepted external suppression whose
-  justification says which (and until when a risk is accepted), and why. Uploaded back, neither is open (the reader reads both
-  as not active; staff triage itself is never set by an upload).
+  justification says which (and until when a risk is accepted), and why. Uploaded back,
+  neither is open (the reader reads both as not active; staff triage itself is never set by
+  an upload).
 """
 
 from __future__ import annotations
