@@ -20,9 +20,9 @@ problems and are left out). Field by field:
   `originalUriBaseIds` or to `code_path` where they lie below one) and `region.startLine`.
 - description: the message when it says more than the title, else the rule's
   `fullDescription` when that does.
-- cwe: rule and result tags naming a CWE (`CWE-79: ...`, `external/cwe/cwe-079`), and the
-  rule's relationships to a taxonomy named CWE; cve: CVE and GHSA ids in the rule id and in
-  tags.
+- cwe: rule and result tags naming a CWE (`CWE-79: ...`, `external/cwe/cwe-079`), the
+  rule's relationships to a taxonomy named CWE, and a result's `properties.cwe` (njsscan);
+  cve: CVE and GHSA ids in the rule id and in tags.
 - active: false for a result suppressed (`suppressions`, status accepted) or whose
   `baselineState` is `absent`, which mitigates it in this build.
 - raw: `{"sarif": {"tool", "ruleId", "rule": <digest>, "result": <the result as sent>}}`.
@@ -147,6 +147,9 @@ class _RuleRef(Struct, rename="camel", gc=False):
 class _Properties(Struct, gc=False):
     security_severity: Any = msgspec.field(default=None, name="security-severity")
     tags: tuple[Any, ...] | None = None
+    # Where njsscan, mobsfscan and libsast say a result's CWE ("CWE-327: Use of a Broken or
+    # Risky Cryptographic Algorithm"): text or a list of them.
+    cwe: Any = None
 
 
 class _Suppression(Struct, gc=False):
@@ -600,7 +603,9 @@ def _fast_row(
     own), from a body without NULs: what _row would make of it, or None (nothing reported)
     for anything _row would warn about or read otherwise."""
     properties = result.properties
-    if properties is not None and (properties.security_severity is not None or properties.tags):
+    if properties is not None and (
+        properties.security_severity is not None or properties.tags or properties.cwe is not None
+    ):
         return None
     severity = info.severity
     if severity is None:
@@ -742,6 +747,10 @@ def _row(
     tags = result.properties.tags if result.properties is not None else None
     if tags:
         _tag_ids(tags, cwe, cve, f"{path}.properties.tags", problems)
+    if result.properties is not None and result.properties.cwe is not None:
+        for cwe_id in n.cwe(result.properties.cwe, f"{path}.properties.cwe", problems):
+            if cwe_id not in cwe:
+                cwe.append(cwe_id)
     finding_id = _finding_id(result, rule_id, file_path, line, snippet or message, path, problems)
     if finding_id is None:
         return None

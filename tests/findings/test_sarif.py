@@ -222,6 +222,24 @@ def test_a_rule_with_an_odd_value_keeps_its_tags_relationships_and_score(client,
     assert {(f.severity, tuple(f.cwe)) for f in stored()} == {("CRITICAL", ("CWE-79", "CWE-327"))}
 
 
+def test_njsscan_results_give_the_cwe_in_their_properties(client, writer):
+    """njsscan (nodejsscan) says each result's CWE in its properties, as text; its tool is not
+    one whose scan type is known, so the pipeline says it."""
+    body = (FIXTURES / "njsscan.sarif").read_bytes()
+    response = upload(client, writer, body, scan_type="SAST", code_path="/src")
+    assert response.status_code == 201, response.content
+    assert response.json()["warnings"] == []
+    findings = {f.raw["sarif"]["ruleId"]: f for f in stored()}
+    assert {rule: tuple(f.cwe) for rule, f in findings.items()} == {
+        "node_insecure_random_generator": ("CWE-327",),
+        "node_password": ("CWE-798",),
+    }
+    assert {(f.file_path, f.severity) for f in findings.values()} == {
+        ("index.js", "MEDIUM"),  # no level: SARIF's default, warning
+        ("index.js", "HIGH"),  # level error
+    }
+
+
 def test_codeql_rules_in_extensions_give_cwe_and_security_severity(client, writer):
     # CodeQL 2.x lists a query pack's rules under tool.extensions; results name them with
     # rule.toolComponent.index. Tags in CodeQL's form, security-severity as GitHub reads it.
@@ -721,7 +739,7 @@ def read_both_ways(body: bytes, **params: str) -> tuple[Any, Any]:
     return ways[0], ways[1]
 
 
-@pytest.mark.parametrize("name", [*SCANNERS, "trivy-config"])
+@pytest.mark.parametrize("name", [*SCANNERS, "trivy-config", "opengrep", "njsscan"])
 def test_each_scanners_log_is_read_alike_by_both_paths(name):
     fast, careful = read_both_ways((FIXTURES / f"{name}.sarif").read_bytes(), scan_type="SAST")
     assert fast == careful
