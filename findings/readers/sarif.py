@@ -639,6 +639,7 @@ def _fast_row(
             line = region.start_line
             if line is not None and not 0 <= line <= n.INT32_MAX:
                 return None
+            line = line or None  # (as _location reads it)
             if region.snippet is not None:
                 snippet = region.snippet.text
     message = result.message.text if result.message is not None else None
@@ -952,6 +953,7 @@ def _location(
                     f"{path}.locations[0].physicalLocation.region.startLine",
                     problems,
                 )
+                line = line or None  # SARIF counts from 1: a 0 (Semgrep Supply Chain) says none
             if region.snippet is not None:
                 snippet = region.snippet.text
         return file_path, line, snippet

@@ -222,6 +222,18 @@ def test_a_rule_with_an_odd_value_keeps_its_tags_relationships_and_score(client,
     assert {(f.severity, tuple(f.cwe)) for f in stored()} == {("CRITICAL", ("CWE-79", "CWE-327"))}
 
 
+def test_a_start_line_of_zero_is_no_line(client, writer):
+    """SARIF counts lines from 1; Semgrep Supply Chain writes 0 for a lockfile's result."""
+    body = log("checkov")
+    body["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] = 0
+    fast, careful = read_both_ways(json.dumps(body).encode(), scan_type="IAC")
+    assert fast == careful
+    response = upload(client, writer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["warnings"] == []
+    assert [f.line_number is None for f in stored()].count(True) == 1
+
+
 def test_njsscan_results_give_the_cwe_in_their_properties(client, writer):
     """njsscan (nodejsscan) says each result's CWE in its properties, as text; its tool is not
     one whose scan type is known, so the pipeline says it."""
