@@ -414,6 +414,8 @@ SARIF_CASES = [
 ]
 ALL_CASES = [*CASES, *SARIF_CASES]
 SARIF_TYPE = "application/sarif+json"
+# The SARIF cases whose speed is compared with the envelope's first upload.
+SARIF_RATIOS = (("sarif", "rules new"), ("sarif-known", "rules stored"))
 
 
 def main() -> None:
@@ -560,7 +562,7 @@ def main() -> None:
         for case in ("first", "sarif", "sarif-known")
     }
     first = statistics.median(times["first"])
-    for case, what in (("sarif", "rules new"), ("sarif-known", "rules stored")):
+    for case, what in SARIF_RATIOS:
         print(
             f"SARIF ({sarif_mb:.0f} MB, {what}) vs JSON envelope, first upload of the same "
             f"findings: speed ratio {first / statistics.median(times[case]):.2f}"
@@ -569,7 +571,7 @@ def main() -> None:
         )
     # The same ratio within each round (its uploads minutes apart at most): a machine whose
     # speed drifts from round to round moves both sides of it alike.
-    for case, what in (("sarif", "rules new"), ("sarif-known", "rules stored")):
+    for case, what in SARIF_RATIOS:
         paired = [first / sarif for first, sarif in zip(times["first"], times[case], strict=True)]
         print(
             f"the same speed ratio within each round ({what}): "

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from findings.models import SEVERITY_RANK
+from findings.models import SEVERITY_RANK, Status, finding_status
 from findings.readers.sarif import EXPORT_CATEGORY_PREFIX, EXPORT_TOOL_NAME, FINGERPRINT_KEY
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -183,17 +183,19 @@ def _result(row: dict[str, Any], rules: _Rules) -> dict[str, Any]:
     result["partialFingerprints"] = {FINGERPRINT_KEY: row["finding_id"]}
     if not row["active"]:
         result["baselineState"] = "absent"  # no longer reported: mitigated
-    triage = "False positive" if row["false_positive"] else "Risk accepted"
-    if not row["false_positive"] and row["risk_accepted_until"] is not None:
-        triage += f" until {row['risk_accepted_until'].isoformat()}"
-    if row["false_positive"] or row["risk_accepted"]:
+    status = finding_status(
+        active=row["active"],
+        false_positive=row["false_positive"],
+        risk_accepted=row["risk_accepted"],
+    )
+    if status in (Status.FALSE_POSITIVE, Status.RISK_ACCEPTED):
+        said = status
+        if status == Status.RISK_ACCEPTED and row["risk_accepted_until"] is not None:
+            said += f" until {row['risk_accepted_until'].isoformat()}"
         reason = row["triage_reason"]
+        justification = f"{said}: {reason}" if reason else said
         result["suppressions"] = [
-            {
-                "kind": "external",
-                "status": "accepted",
-                "justification": f"{triage}: {reason}" if reason else triage,
-            }
+            {"kind": "external", "status": "accepted", "justification": justification}
         ]
     properties: dict[str, Any] = {"security-severity": SCORE[severity]}
     tags = _cwe_tags(row["cwe"]) + [item for item in row["cve"] or () if isinstance(item, str)]

@@ -31,7 +31,7 @@ problems and are left out). Field by field:
 
 Identity is strict (400 with JSON paths such as `runs[0].results[12].ruleId`): the stream's
 query parameters, the log's shape, a result's rule id, and the tool (its scan type, inferred
-only where the log says it: TOOL_SCAN_TYPES, and a Trivy log's rules' tags).
+only where the tool, or its log's rules' tags, say it: TOOL_SCAN_TYPES).
 Description is tolerant: odd values are read leniently or left out, with a warning.
 
 Built for 100,000 results a request, of as many rules (Trivy writes a rule per CVE). The log
@@ -65,6 +65,9 @@ EXPORT_TOOL_NAME = "Gerion"
 EXPORT_CATEGORY_PREFIX = "gerion/"
 STREAM_PARAMETERS = ("repository_name", "branch_name", "build_id", "commit_hash", "code_path")
 
+# A tool whose name does not say what it scanned, but the first tags of its log's rules do
+# (RULE_TAG_SCAN_TYPES).
+FROM_RULE_TAGS = "from its rules' tags"
 # A tool's driver name (lower case, letters and digits only) -> its scan type, first match
 # by prefix ("CodeQL command-line toolchain", "Semgrep OSS", "Snyk Open Source").
 TOOL_SCAN_TYPES = (
@@ -78,7 +81,7 @@ TOOL_SCAN_TYPES = (
     ("snykiac", "IAC"),
     ("snykopensource", "SCA"),
     ("snykcontainer", "SCA"),
-    ("trivy", "SCA"),  # but what a Trivy log scanned is read from its rules (_trivy_scan_type)
+    ("trivy", FROM_RULE_TAGS),  # one kind of log for every scanner it runs
     ("grype", "SCA"),
     ("osvscanner", "SCA"),
     ("checkov", "IAC"),
@@ -88,9 +91,9 @@ TOOL_SCAN_TYPES = (
     ("gitleaks", "SECRETS"),
     ("trufflehog", "SECRETS"),
 )
-# Trivy writes one kind of log whatever it scanned; the first tag of each rule says what
-# (its "vulnerability", "misconfiguration", "secret" and "license" scanners).
-TRIVY_RULE_KINDS = {
+# The first tag of a rule of a FROM_RULE_TAGS tool -> what it found (Trivy's "vulnerability",
+# "misconfiguration", "secret" and "license" scanners).
+RULE_TAG_SCAN_TYPES = {
     "vulnerability": "SCA",
     "license": "SCA",
     "misconfiguration": "IAC",
@@ -195,6 +198,16 @@ class _Rule(Struct, rename="camel", gc=False):
     relationships: Raw = Raw()
 
 
+class _TagsOnly(Struct, gc=False):
+    tags: Any = None
+
+
+class _TaggedRule(Struct, gc=False):
+    """A rule as _rule_tag_kinds reads it: its tags, nothing else decoded."""
+
+    properties: _TagsOnly | None = None
+
+
 class _Component(Struct, rename="camel"):
     name: Any = None
     version: Any = None
@@ -229,6 +242,7 @@ S = TypeVar("S", bound=Struct)
 _log_decoder = msgspec.json.Decoder(_Log)
 _result_decoder = msgspec.json.Decoder(_Result)
 _rule_decoder = msgspec.json.Decoder(_Rule)
+_tagged_rule_decoder = msgspec.json.Decoder(_TaggedRule)
 _artifact_decoder = msgspec.json.Decoder(_Artifact)
 _any_decoder = msgspec.json.Decoder()
 _encode = msgspec.json.encode
@@ -437,56 +451,58 @@ def _inferred_scan_type(
         problems.error("scan_type", "is required: the runs of this log are of several scan types")
         return None
     scan_type = tool_scan_type(name)
-    if scan_type is None:
+    if scan_type == FROM_RULE_TAGS:
+        # Guessed wrong, a scan would mitigate another scan's findings: `trivy config` with
+        # nothing to report would close every vulnerability `trivy image` found.
+        scan_type = _rule_tags_scan_type(runs)
+        if scan_type is None:
+            problems.error(
+                "scan_type",
+                f"is required: a {name} log says what it scanned only by its rules' tags "
+                "(vulnerability, misconfiguration, secret), and this one's say neither a "
+                "vulnerability nor one other kind: give SCA, IAC or SECRETS",
+            )
+    elif scan_type is None:
         problems.error(
             "scan_type",
             f"is required: the scan type of {name!r} is not known (SAST, SCA, SECRETS or IAC)",
         )
-    elif name.lower().startswith("trivy"):
-        # Guessed wrong, a scan would mitigate another scan's findings: `trivy config` with
-        # nothing to report would close every vulnerability `trivy image` found.
-        scan_type = _trivy_scan_type(runs)
-        if scan_type is None:
-            problems.error(
-                "scan_type",
-                "is required: a Trivy log says what it scanned only by its rules' tags "
-                "(vulnerability, misconfiguration, secret), and this one's say neither a "
-                "vulnerability nor one other kind: give SCA, IAC or SECRETS",
-            )
     return scan_type
 
 
-def _trivy_scan_type(runs: list[_Run]) -> str | None:
-    """What a Trivy log scanned, by its rules' first tags (TRIVY_RULE_KINDS): SCA when any
-    rule is a vulnerability or a licence (what `trivy image` and `trivy fs` write by default,
-    the secrets they find with them included: the same command gives the same stream every
-    time); IAC when every rule is a misconfiguration (`trivy config`), SECRETS when every rule
-    is a secret; else None (no rule, or misconfigurations and secrets). RULE_SAMPLE rules
-    spread over the log settle a log of vulnerabilities at once; any other is read whole."""
+def _rule_tags_scan_type(runs: list[_Run]) -> str | None:
+    """What a FROM_RULE_TAGS log (Trivy's) scanned, by its rules' first tags
+    (RULE_TAG_SCAN_TYPES): SCA when any rule is a vulnerability or a licence (what `trivy
+    image` and `trivy fs` write by default, the secrets they find with them included: the
+    same command gives the same stream every time); IAC when every rule is a misconfiguration
+    (`trivy config`), SECRETS when every rule is a secret; else None (no rule, or
+    misconfigurations and secrets). RULE_SAMPLE rules spread over the log settle a log of
+    vulnerabilities at once; any other is read whole."""
     components = [
         run.tool.driver.rules or [] for run in runs if run.tool and run.tool.driver is not None
     ]
     total = sum(len(rules) for rules in components)
-    kinds = _trivy_kinds(n.spread(chain.from_iterable(components), total))
+    kinds = _rule_tag_kinds(n.spread(chain.from_iterable(components), total))
     if "SCA" not in kinds:
-        kinds = _trivy_kinds(chain.from_iterable(components))
+        kinds = _rule_tag_kinds(chain.from_iterable(components))
     if "SCA" in kinds:
         return "SCA"
     return kinds.pop() if len(kinds) == 1 else None
 
 
-def _trivy_kinds(rules: Iterable[Raw]) -> set[str]:
+def _rule_tag_kinds(rules: Iterable[Raw]) -> set[str]:
+    """The scan types the first tags of `rules` name (tags that name none: not counted)."""
     kinds = set()
     for raw in rules:
         try:
-            rule = _any_decoder.decode(raw)
+            properties = _tagged_rule_decoder.decode(raw).properties
         except (msgspec.ValidationError, RecursionError):
-            continue
-        properties = rule.get("properties") if isinstance(rule, dict) else None
-        tags = properties.get("tags") if isinstance(properties, dict) else None
-        first = tags[0] if isinstance(tags, list) and tags else None
-        if isinstance(first, str) and first in TRIVY_RULE_KINDS:
-            kinds.add(TRIVY_RULE_KINDS[first])  # (tags that say nothing of it: not counted)
+            continue  # not an object, or its properties are not
+        tags = properties.tags if properties is not None else None
+        if isinstance(tags, list) and tags and isinstance(tags[0], str):
+            kind = RULE_TAG_SCAN_TYPES.get(tags[0])
+            if kind is not None:
+                kinds.add(kind)
     return kinds
 
 
@@ -742,16 +758,12 @@ def _row(
     cwe = list(rule.cwe) if rule else []
     cve = list(rule.cve) if rule else []
     if rule is None or rule.rule_id != rule_id:  # the rule's own id is read with the rule
-        for vuln in _vuln_ids(rule_id):
-            if vuln not in cve:
-                cve.append(vuln)
+        _add_once(cve, _vuln_ids(rule_id))
     tags = result.properties.tags if result.properties is not None else None
     if tags:
         _tag_ids(tags, cwe, cve, f"{path}.properties.tags", problems)
     if result.properties is not None and result.properties.cwe is not None:
-        for cwe_id in n.cwe(result.properties.cwe, f"{path}.properties.cwe", problems):
-            if cwe_id not in cwe:
-                cwe.append(cwe_id)
+        _add_once(cwe, n.cwe(result.properties.cwe, f"{path}.properties.cwe", problems))
     finding_id = _finding_id(result, rule_id, file_path, line, snippet or message, path, problems)
     if finding_id is None:
         return None
@@ -865,13 +877,16 @@ def _tag_ids(
 ) -> None:
     """CWE and vulnerability ids among tags, added to `cwe` and `cve` once each."""
     texts = [tag for tag in tags if isinstance(tag, str)]
-    for cwe_id in n.cwe([tag for tag in texts if _CWE_TAG.search(tag)], path, problems):
-        if cwe_id not in cwe:
-            cwe.append(cwe_id)
+    _add_once(cwe, n.cwe([tag for tag in texts if _CWE_TAG.search(tag)], path, problems))
     for tag in texts:
-        for vuln in _vuln_ids(tag):
-            if vuln not in cve:
-                cve.append(vuln)
+        _add_once(cve, _vuln_ids(tag))
+
+
+def _add_once(ids: list[str], more: Iterable[str]) -> None:
+    """`more` added to `ids`, each id once."""
+    for ident in more:
+        if ident not in ids:
+            ids.append(ident)
 
 
 def _finding_id(
@@ -1071,11 +1086,12 @@ def _rule_info(
                 known_tags = _rule_tag_ids(context, key, tags_json, problems)
             cwe, vulns, cwe_json = known_tags
             if vulns:
-                cve = cve + [vuln for vuln in vulns if vuln not in cve]
+                _add_once(cve, vulns)  # (cve is this rule's own list)
     if rule.relationships:
-        related = _related_cwe(context, key, bytes(rule.relationships), problems)
+        related = _related_cwe(context, key, rule.relationships, problems)
         if any(cwe_id not in cwe for cwe_id in related):
-            cwe = cwe + [cwe_id for cwe_id in related if cwe_id not in cwe]  # (cwe is shared)
+            cwe = [*cwe]  # (shared with other rules of these tags)
+            _add_once(cwe, related)
             cwe_json = n.jsonb_list(cwe[: n.MAX_LIST_ENTRIES])
     configuration = rule.default_configuration
     if configuration is not None and configuration.level is not None:
@@ -1157,13 +1173,14 @@ def _rule_path(context: _RunContext, key: tuple[int, int]) -> str:
 
 
 def _related_cwe(
-    context: _RunContext, key: tuple[int, int], relationships: bytes, problems: n.Problems
+    context: _RunContext, key: tuple[int, int], relationships: Raw, problems: n.Problems
 ) -> list[str]:
     """The CWE ids a rule's relationships name: targets in a tool component named "CWE",
     SARIF's own way to say it (Flawfinder writes "CWE-327", gosec "327"). Relationships that
     are not objects say nothing and are passed over."""
+    decoded = _any_decoder.decode(relationships)
     targets = []
-    for relationship in _as_list(_any_decoder.decode(relationships)):
+    for relationship in decoded if isinstance(decoded, list) else ():
         target = relationship.get("target") if isinstance(relationship, dict) else None
         if not isinstance(target, dict):
             continue
@@ -1173,10 +1190,6 @@ def _related_cwe(
             targets.append(target.get("id"))
     path = f"{_rule_path(context, key)}.relationships"
     return n.cwe(targets, path, problems) if targets else []
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _rule_tag_ids(
