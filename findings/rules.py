@@ -237,6 +237,15 @@ def rules_catch_up(connection: BaseDatabaseWrapper = default_connection) -> int:
                     "SARIF rules pack expanded",
                     extra={"pack_id": pack_id, "rules": len(rules), "added": stored},
                 )
+        if added and not connection.in_atomic_block:
+            # The next upload of these rules looks each one up (_new_rules): after a vacuum
+            # it reads the index alone, the visibility map saying the rows are there for
+            # every transaction; before it, each fresh row too, and the upload does what a
+            # vacuum would (measured: 100,000 rules just stored, 0.18 s of its probe and
+            # 1.74 s in all against 0.14 s and 1.50 s after this vacuum's 0.05 s). An
+            # insert-only table: the vacuum reads only the pages just added. One already
+            # running (autovacuum, another catch-up) has it covered: not waited for.
+            cursor.execute("VACUUM (SKIP_LOCKED) findings_scannerrule")
     return added
 
 

@@ -265,6 +265,12 @@ class _RuleInfo(Struct, gc=False):
 
     rule_id: str | None
     title: str | None
+    # The rule as sent, which its name and full description are read from when a result
+    # needs them (_rule_texts: a rule without a title, a result whose message says no more
+    # than the title), rare in a large log: kept for each of 100,000 rules, they were a
+    # third of the memory an upload touched. None for a rule read leniently: then they are
+    # `name` and `description`.
+    texts_from: Raw | None
     name: str | None
     description: str | None
     level: str | None
@@ -276,7 +282,6 @@ class _RuleInfo(Struct, gc=False):
     # column); None sends its results to the careful path.
     fast_title: str | None
     title_key: str  # fast_title stripped, which a message must differ from to be said
-    fallback: str  # the description of a result whose message says no more than the title
     severity: str | None  # from its security-severity
     cwe_json: bytes
     cve_json: bytes
@@ -659,7 +664,12 @@ def _fast_row(
             if region.snippet is not None:
                 snippet = region.snippet.text
     message = result.message.text if result.message is not None else None
-    description = message if message and message.strip() != info.title_key else info.fallback
+    if message and message.strip() != info.title_key:
+        description = message
+    else:  # the rule's description, unless it says no more than the title either
+        description = _rule_texts(info)[1] or ""
+        if description.strip() == info.title_key:
+            description = ""
     if len(description) > n.LONG_TEXT_MAX:
         return None
     fingerprints = result.fingerprints
@@ -746,13 +756,14 @@ def _row(
         return None
     file_path, line, snippet = _location(context, result, path, problems)
     message = result.message.text if result.message is not None else None
-    title = _first_text(rule.title if rule else None, message, rule.name if rule else None, rule_id)
+    name, rule_description = _rule_texts(rule) if rule else (None, None)
+    title = _first_text(rule.title if rule else None, message, name, rule_id)
     title = n.text(title, n.TITLE_MAX, f"{path}.message.text", problems)
     description = ""
     if message and message.strip() != title.strip():
         description = message
-    elif rule is not None and rule.description and rule.description.strip() != title.strip():
-        description = rule.description
+    elif rule_description and rule_description.strip() != title.strip():
+        description = rule_description
     description = n.text(description, n.LONG_TEXT_MAX, f"{path}.message.text", problems)
     severity = _severity(result, rule, path, problems)
     cwe = list(rule.cwe) if rule else []
@@ -1052,6 +1063,7 @@ def _rule_info(
     about once per result, so its common path avoids work that repeats)."""
     component, index = key
     raw = context.components[component][index]
+    texts_from: Raw | None = raw
     try:
         rule = _rule_decoder.decode(raw)
     except (msgspec.ValidationError, RecursionError):
@@ -1060,6 +1072,7 @@ def _rule_info(
             problems.warn(_rule_path(context, key), "is not a rule object: ignored")
             return None
         rule = _lenient(_as_sent(loose), _Rule, _rule_path(context, key), problems)
+        texts_from = None
     rule_id = rule.id or None
     score = severity = level = None
     cwe: list[str] = []
@@ -1105,15 +1118,15 @@ def _rule_info(
     digest = rule_digest(data)
     context.stored.add((digest, rule_id or "", data))
     title = rule.short_description.text if rule.short_description is not None else None
-    if title and rule_id and _placeholder(title, rule_id):
+    if title and rule_id and _PLACEHOLDER_MARK in title and _placeholder(title, rule_id):
         title = None  # the results' messages say more
-    description = rule.full_description.text if rule.full_description is not None else None
     title_key = title.strip() if title else ""
     return _RuleInfo(
         rule_id,
         title,
-        rule.name,
-        description,
+        texts_from,
+        None if texts_from is not None else rule.name,
+        None if texts_from is not None else _text_of(rule.full_description),
         level,
         score,
         cwe,
@@ -1121,19 +1134,35 @@ def _rule_info(
         digest,
         title if title and title_key and len(title) <= n.TITLE_MAX else None,
         title_key,
-        description if description and description.strip() != title_key else "",
         severity,
         cwe_json,
         n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
-        context.raw_head + _encode(rule_id) + b',"rule":"' + digest.encode() + b'","result":',
+        b"".join(
+            (context.raw_head, _encode(rule_id), b',"rule":"', digest.encode(), b'","result":')
+        ),
         f"{rule_id[:RULE_ID_IN_FINDING_ID]}:" if rule_id else ":",
     )
+
+
+def _rule_texts(info: _RuleInfo) -> tuple[str | None, str | None]:
+    """A rule's name and full description (see _RuleInfo.texts_from)."""
+    if info.texts_from is None:
+        return info.name, info.description
+    rule = _rule_decoder.decode(info.texts_from)  # (as it was when first read)
+    return rule.name, _text_of(rule.full_description)
+
+
+def _text_of(value: _Text | None) -> str | None:
+    return value.text if value is not None else None
+
+
+_PLACEHOLDER_MARK = " Finding: "
 
 
 def _placeholder(title: str, rule_id: str) -> bool:
     """Whether a rule's short description only names it: what Semgrep and Opengrep write for
     a rule whose author gave none ("Semgrep Finding: python.lang.security.audit.eval")."""
-    tool, _, rest = title.partition(" Finding: ")
+    tool, _, rest = title.partition(_PLACEHOLDER_MARK)
     return rest == rule_id and tool.isalnum()
 
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import zstandard
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from findings import rules as rules_module
@@ -282,6 +282,29 @@ def test_catch_ups_at_once_store_overlapping_packs_each_rule_once(token):
     output = io.StringIO()
     call_command("expandrules", stdout=output)
     assert output.getvalue().strip() == "0 SARIF rules stored"
+
+
+def test_rules_just_stored_are_looked_up_from_the_index_alone(token):
+    """The next upload of a scanner's rules looks up each one (findings.rules._new_rules):
+    right after the catch-up stored them, that look-up reads no table row (the catch-up
+    vacuumed what it added), rather than visiting 100,000 fresh rows during the upload."""
+    assert _sarif_post(token, trivy_log(PACK_MIN)).status_code == 201
+    assert rules_catch_up() == PACK_MIN
+    digests = list(ScannerRule.objects.values_list("digest", flat=True))
+    with transaction.atomic(), connection.cursor() as cursor:
+        # As with 100,000 rules; 4,096 of a table of 4,096 the planner would read whole.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + rules_module._STORED_RULES, [",".join(digests)]
+        )
+        (plan,) = cursor.fetchone()
+    scan = orjson.loads(plan)[0]["Plan"]["Plans"][0]
+    assert (scan["Node Type"], scan["Actual Rows"], scan["Heap Fetches"]) == (
+        "Index Only Scan",
+        PACK_MIN,
+        0,
+    )
 
 
 @pytest.mark.parametrize("other_ends", ["rolls back", "stores them"])

@@ -486,6 +486,28 @@ def test_a_rule_described_only_by_its_id_takes_its_title_from_the_message(client
     assert titles == messages
 
 
+def test_a_result_saying_no_more_than_its_rules_title_is_described_by_the_rule(client, writer):
+    """A result whose message is its rule's title, or that has none: the finding is described
+    by the rule's full description; a rule without a title is named by the rule's name."""
+    body = log("trivy")
+    run = body["runs"][0]
+    rule = run["tool"]["driver"]["rules"][0]
+    run["results"][0]["message"]["text"] = f" {rule['shortDescription']['text']} "
+    assert upload(client, writer, body).status_code == 201
+    first = Finding.objects.get(raw__sarif__result__message__text__startswith=" CVE-")
+    assert (first.title, first.description) == (
+        rule["shortDescription"]["text"],
+        rule["fullDescription"]["text"],
+    )
+    del rule["shortDescription"], run["results"][0]["message"]
+    assert upload(client, writer, body, branch_name="untitled").status_code == 201
+    untitled = stored("untitled")
+    named = [f for f in untitled if f.raw["sarif"]["result"].get("message") is None]
+    assert [(f.title, f.description) for f in named] == [
+        (rule["name"], rule["fullDescription"]["text"])
+    ]
+
+
 @pytest.mark.parametrize(
     ("change", "path"),
     [
