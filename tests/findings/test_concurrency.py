@@ -296,7 +296,7 @@ def test_rules_just_stored_are_looked_up_from_the_index_alone(token):
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + rules_module._STORED_RULES, [",".join(digests)]
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + rules_module._STORED_COUNT, [",".join(digests)]
         )
         (plan,) = cursor.fetchone()
     scan = orjson.loads(plan)[0]["Plan"]["Plans"][0]
