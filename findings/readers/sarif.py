@@ -1136,7 +1136,11 @@ def _rule_info(
         title_key,
         severity,
         cwe_json,
-        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
+        # A rule per CVE (Trivy, Grype): its id, a CVE id as _CVE_ID reads it, is JSON as it
+        # is (digits, letters and dashes).
+        b'\x01["' + rule_id.encode() + b'"]'
+        if len(cve) == 1 and cve[0] is rule_id and rule_id is not None
+        else n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
         b"".join(
             (context.raw_head, _encode(rule_id), b',"rule":"', digest.encode(), b'","result":')
         ),
