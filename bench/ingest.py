@@ -384,7 +384,11 @@ def empty_findings(*, rules: bool = True) -> None:
     )
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as conn:
-        rule_tables = ", findings_scannerrule, findings_scannerrulepack" if rules else ""
+        rule_tables = (
+            ", findings_scannerrule, findings_scannerrulepack, findings_scannerruleset"
+            if rules
+            else ""
+        )
         conn.execute(f"TRUNCATE {tables}{rule_tables}")
         conn.execute("CHECKPOINT")
 

@@ -374,6 +374,21 @@ class ScannerRulePack(models.Model):
         return f"{self.rules} SARIF rules"
 
 
+class ScannerRuleSet(models.Model):
+    """The rules a large SARIF upload's findings named, all of them stored (as rules, or in
+    its packs) when this row was committed with that upload: the next upload naming the same
+    rules in the same order (the same scanner on the same image, another branch's or build's
+    scan) need not look up each one (findings.rules.keep_rules). Rules are never deleted, so
+    a set stays true."""
+
+    # The first 128 bits of the SHA-256 of the rules' digests, in the order the log names
+    # them, comma-separated (findings.rules._rule_set_digest).
+    digest = models.CharField(max_length=32, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.digest
+
+
 class Status(models.TextChoices):
     ACTIVE = "Active"
     MITIGATED = "Mitigated"

@@ -14,6 +14,11 @@ outside any upload: before anything reads a rule (the SARIF export, a finding's 
 from `manage.py expandrules`, run every minute. The same pattern as the search words
 (findings.search); the cost of a rule's row is paid once, later, by whoever first needs it.
 
+An upload of a large log whose rules an upload before stored (the same scanner on the same
+image: another branch, the next build) recognises them by their set (ScannerRuleSet: the
+digest of their digests, in the log's order), written with the upload that stored them, and
+looks none of them up; any other is looked up (_new_rules), and its set written.
+
 Why not a second connection that stores the rules while the findings are merged (what this
 module replaced): it still paid every row during the upload, on a machine whose cores the
 merge already keeps busy; it held a second connection per upload, committed rules ahead of
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from hashlib import sha256
 from operator import itemgetter
 from typing import Any
 
@@ -56,6 +62,10 @@ _STORED_RULES = (
 _STORED_COUNT = (
     "SELECT count(*) FROM findings_scannerrule WHERE digest = ANY(string_to_array(%s, ','))"
 )
+_RULE_SET_STORED = "SELECT 1 FROM findings_scannerruleset WHERE digest = %s"
+_RULE_SET_ADD = (
+    "INSERT INTO findings_scannerruleset (digest) VALUES (%s) ON CONFLICT (digest) DO NOTHING"
+)
 _pack_encoder = msgspec.json.Encoder()
 _Index = list[tuple[str, str, int]]
 
@@ -83,10 +93,19 @@ def keep_rules(connection: BaseDatabaseWrapper, rules: Rules) -> None:
         _insert_embedded(connection, rules)
         return
     with connection.cursor() as cursor:
+        listed = ",".join(rules)
+        rule_set = _rule_set_digest(listed) if len(rules) >= PACK_MIN else None
+        if rule_set is not None:
+            cursor.execute(_RULE_SET_STORED, [rule_set])
+            if cursor.fetchone() is not None:
+                return  # the same rules as an upload before, which stored them all
         # Packed as read or not (pack_as_read: the sample of the rules the log describes),
         # the rules its findings name are probed (a Semgrep log describes a registry's rules
         # and names a few, stored already).
-        new = _new_rules(cursor, rules)
+        new = _new_rules(cursor, rules, listed)
+        if rule_set is not None:
+            # Committed with what follows, which stores the rules not stored yet.
+            cursor.execute(_RULE_SET_ADD, [rule_set])
         if len(new) < PACK_MIN:
             _store_new(connection, cursor, new)
             return
@@ -252,7 +271,15 @@ def rules_catch_up(connection: BaseDatabaseWrapper = default_connection) -> int:
     return added
 
 
-def _new_rules(cursor: CursorWrapper, rules: Rules) -> list[tuple[str, str, Any]]:
+def _rule_set_digest(listed: str) -> str:
+    """The key of a ScannerRuleSet: the first 128 bits of the SHA-256 of the rules' digests
+    as `listed` (in the log's order, comma-separated), in hex."""
+    return sha256(listed.encode()).hexdigest()[:32]
+
+
+def _new_rules(
+    cursor: CursorWrapper, rules: Rules, listed: str | None = None
+) -> list[tuple[str, str, Any]]:
     """The rows of `rules` not stored yet. A scanner's rules are seen again all together or
     not at all (a new image's CVEs, the same tool's rules on another branch): a few of them,
     spread over the upload, tell which. When none of those is stored, the rules are taken to
@@ -265,7 +292,7 @@ def _new_rules(cursor: CursorWrapper, rules: Rules) -> list[tuple[str, str, Any]
     if len(probe) < len(rules):
         # Counted first: when all are stored (a scanner's rules seen before, the usual case),
         # nothing else is read back (100,000 rules: 0.06 s of the upload's Python less).
-        listed = ",".join(rules)
+        listed = listed if listed is not None else ",".join(rules)
         cursor.execute(_STORED_COUNT, [listed])
         if cursor.fetchone()[0] == len(rules):
             return []
