@@ -266,10 +266,10 @@ class _RuleInfo(Struct, gc=False):
     rule_id: str | None
     title: str | None
     # The rule as sent, which its name and full description are read from when a result
-    # needs them (_rule_texts: a rule without a title, a result whose message says no more
-    # than the title), rare in a large log: kept for each of 100,000 rules, they were a
-    # third of the memory an upload touched. None for a rule read leniently: then they are
-    # `name` and `description`.
+    # first needs them (_rule_texts: a rule without a title, a result whose message says no
+    # more than the title), rare in a large log: kept for each of 100,000 rules, they were a
+    # third of the memory an upload touched. None once they are `name` and `description`
+    # (read then, or at once for a rule read leniently).
     texts_from: Raw | None
     name: str | None
     description: str | None
@@ -1149,11 +1149,13 @@ def _rule_info(
 
 
 def _rule_texts(info: _RuleInfo) -> tuple[str | None, str | None]:
-    """A rule's name and full description (see _RuleInfo.texts_from)."""
-    if info.texts_from is None:
-        return info.name, info.description
-    rule = _rule_decoder.decode(info.texts_from)  # (as it was when first read)
-    return rule.name, _text_of(rule.full_description)
+    """A rule's name and full description (see _RuleInfo.texts_from), read once: kept for
+    its other results (a Semgrep rule without a title of its own names thousands)."""
+    if info.texts_from is not None:
+        rule = _rule_decoder.decode(info.texts_from)  # (as it was when first read)
+        info.name, info.description = rule.name, _text_of(rule.full_description)
+        info.texts_from = None
+    return info.name, info.description
 
 
 def _text_of(value: _Text | None) -> str | None:
