@@ -55,13 +55,10 @@ PACK_MIN = 4096
 # decompressed whole by the catch-up).
 PACK_MAX_BYTES = 64 * 2**20
 _RULES = "gerion_scanner_rule_new"
-_STORED_RULES = (
-    "SELECT string_agg(digest, ',') FROM findings_scannerrule "
-    "WHERE digest = ANY(string_to_array(%s, ','))"
-)
-_STORED_COUNT = (
-    "SELECT count(*) FROM findings_scannerrule WHERE digest = ANY(string_to_array(%s, ','))"
-)
+# The stored rules among digests given as one text (_stored_rules): which, or how many.
+_STORED_AMONG = "FROM findings_scannerrule WHERE digest = ANY(string_to_array(%s, ','))"
+_STORED_RULES = f"SELECT string_agg(digest, ',') {_STORED_AMONG}"
+_STORED_COUNT = f"SELECT count(*) {_STORED_AMONG}"
 _RULE_SET_STORED = "SELECT 1 FROM findings_scannerruleset WHERE digest = %s"
 _RULE_SET_ADD = (
     "INSERT INTO findings_scannerruleset (digest) VALUES (%s) ON CONFLICT (digest) DO NOTHING"

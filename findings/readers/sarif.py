@@ -664,12 +664,7 @@ def _fast_row(
             if region.snippet is not None:
                 snippet = region.snippet.text
     message = result.message.text if result.message is not None else None
-    if message and message.strip() != info.title_key:
-        description = message
-    else:  # the rule's description, unless it says no more than the title either
-        description = _rule_texts(info)[1] or ""
-        if description.strip() == info.title_key:
-            description = ""
+    description = _description(message, info.title_key, info)
     if len(description) > n.LONG_TEXT_MAX:
         return None
     fingerprints = result.fingerprints
@@ -756,14 +751,10 @@ def _row(
         return None
     file_path, line, snippet = _location(context, result, path, problems)
     message = result.message.text if result.message is not None else None
-    name, rule_description = _rule_texts(rule) if rule else (None, None)
+    name = _rule_texts(rule)[0] if rule else None
     title = _first_text(rule.title if rule else None, message, name, rule_id)
     title = n.text(title, n.TITLE_MAX, f"{path}.message.text", problems)
-    description = ""
-    if message and message.strip() != title.strip():
-        description = message
-    elif rule_description and rule_description.strip() != title.strip():
-        description = rule_description
+    description = _description(message, title.strip(), rule)
     description = n.text(description, n.LONG_TEXT_MAX, f"{path}.message.text", problems)
     severity = _severity(result, rule, path, problems)
     cwe = list(rule.cwe) if rule else []
@@ -816,6 +807,15 @@ def _row(
         extras=(Raw(result_bytes), digest),
         seen_active=not suppressed and result.baseline_state != "absent",
     )
+
+
+def _description(message: str | None, title_key: str, rule: _RuleInfo | None) -> str:
+    """The message when it says more than the title (`title_key`: stripped), else the rule's
+    full description when that does, else nothing."""
+    if message and message.strip() != title_key:
+        return message
+    description = _rule_texts(rule)[1] if rule is not None else None
+    return description if description and description.strip() != title_key else ""
 
 
 def _first_text(*values: str | None) -> str:
@@ -1118,7 +1118,7 @@ def _rule_info(
     digest = rule_digest(data)
     context.stored.add((digest, rule_id or "", data))
     title = rule.short_description.text if rule.short_description is not None else None
-    if title and rule_id and _PLACEHOLDER_MARK in title and _placeholder(title, rule_id):
+    if title and rule_id and _placeholder(title, rule_id):
         title = None  # the results' messages say more
     title_key = title.strip() if title else ""
     return _RuleInfo(
@@ -1136,11 +1136,7 @@ def _rule_info(
         title_key,
         severity,
         cwe_json,
-        # A rule per CVE (Trivy, Grype): its id, a CVE id as _CVE_ID reads it, is JSON as it
-        # is (digits, letters and dashes).
-        b'\x01["' + rule_id.encode() + b'"]'
-        if len(cve) == 1 and cve[0] is rule_id and rule_id is not None
-        else n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
+        n.jsonb_list(cve[: n.MAX_LIST_ENTRIES]),
         b"".join(
             (context.raw_head, _encode(rule_id), b',"rule":"', digest.encode(), b'","result":')
         ),
@@ -1162,13 +1158,10 @@ def _text_of(value: _Text | None) -> str | None:
     return value.text if value is not None else None
 
 
-_PLACEHOLDER_MARK = " Finding: "
-
-
 def _placeholder(title: str, rule_id: str) -> bool:
     """Whether a rule's short description only names it: what Semgrep and Opengrep write for
     a rule whose author gave none ("Semgrep Finding: python.lang.security.audit.eval")."""
-    tool, _, rest = title.partition(_PLACEHOLDER_MARK)
+    tool, _, rest = title.partition(" Finding: ")
     return rest == rule_id and tool.isalnum()
 
 
