@@ -194,6 +194,8 @@ def _unpacked(data: bytes) -> Rules:
         index, offset = text[end + 1 :], 0
     rules = Rules()
     for digest, rule_id, length in msgspec.json.decode(index, type=_Index):
+        if "\x00" in rule_id:  # a pack written before the reader replaced them (a text column)
+            rule_id = rule_id.replace("\x00", "\ufffd")
         rules[digest] = (digest, rule_id, Raw(text[offset : offset + length]))
         offset += length
     return rules

@@ -56,7 +56,7 @@ import msgspec
 from msgspec import Raw, Struct
 
 from findings import normalize as n
-from findings.models import SEVERITY_RANK
+from findings.models import SEVERITY_RANK, loads_lenient
 
 MEDIA_TYPE = "application/sarif+json"
 # Our identity in the logs we export (findings.sarif): read back as the finding_id itself.
@@ -106,6 +106,8 @@ NOT_PROBLEMS = frozenset({"pass", "notApplicable"})
 # and the file they identify it; others (Gitleaks' commit, author, date) do not.
 LOCATION_FINGERPRINTS = frozenset({"primaryLocationLineHash"})
 RULE_ID_IN_FINDING_ID = 100
+# A tool's name and version, at most (kept in the upload's metadata and each finding's raw data).
+TOOL_TEXT_MAX = 255
 
 
 # --- the parts of a log that are read (everything else stays in the raw data) -----------------
@@ -325,6 +327,12 @@ def read_sarif(
     them)."""
     problems = n.Problems()
     stream = _stream(params, problems)
+    repaired = n.utf8_repaired(body)
+    if repaired is not None:
+        # Latin-1 in a description, say: what is read from those bytes is read the same way
+        # every time (a result's identity too), and the raw data can be stored as text.
+        body = repaired
+        problems.warn("$", "bytes that are not UTF-8 replaced with U+FFFD")
     try:
         log = _log_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -349,7 +357,9 @@ def read_sarif(
     parsed = n.ParsedUpload(
         envelope="sarif",
         metadata={
-            **{k: v for k, v in params.items() if k in (*STREAM_PARAMETERS, "scan_type")},
+            # As stored in the columns (NULs replaced), for the parameters that were given.
+            **{k: stream[k] or "" for k in STREAM_PARAMETERS if k in params},
+            **({"scan_type": params["scan_type"]} if "scan_type" in params else {}),
             "tools": [{"name": name, "version": version} for name, version in tools],
         },
         repository_name=stream["repository_name"],
@@ -419,8 +429,11 @@ def _tools(runs: list[_Run], scan_type: str | None, problems: n.Problems) -> lis
                     "is required (or give the scan_type query parameter)",
                 )
             name = ""
+        name = n.text(name, TOOL_TEXT_MAX, f"runs[{index}].tool.driver.name", problems)
         version = driver.semantic_version or driver.version if driver is not None else None
-        tools.append((name.strip(), version if isinstance(version, str) else ""))
+        version = version if isinstance(version, str) else ""
+        version = n.text(version, TOOL_TEXT_MAX, f"runs[{index}].tool.driver.version", problems)
+        tools.append((name.strip(), version))
     return tools
 
 
@@ -439,7 +452,10 @@ def _inferred_scan_type(
     """The scan type of a log whose runs are all of one tool (our own exports say theirs in
     automationDetails); else an error asking for the scan_type query parameter."""
     names = {_NOT_ALNUM.sub("", name.lower()): name for name, _ in tools if name}
-    if not names or problems.error_total:
+    if problems.error_total:
+        return None
+    if not names:  # no runs (a run without a tool's name is an error already)
+        problems.error("scan_type", "is required: the log has no run to infer it from")
         return None
     if len(names) > 1:
         problems.error(
@@ -557,7 +573,9 @@ def _roots(base_ids: dict[str, Any] | None, code_path: str) -> list[str]:
     for value in (base_ids or {}).values():
         uri = value.get("uri") if isinstance(value, dict) else None
         if isinstance(uri, str) and uri.startswith("file:"):
-            roots.append(unquote(urlsplit(uri).path))
+            root = _file_uri_path(uri)
+            if root is not None:
+                roots.append(root)
     if code_path.startswith("/"):
         roots.append(code_path)
     return [root if root.endswith("/") else root + "/" for root in roots if root.strip("/")]
@@ -700,13 +718,23 @@ def _fast_row(
     )  # fmt: skip
 
 
+def _loose(raw: Raw | bytes) -> Any:
+    """JSON text (valid: the whole log was decoded) as Python values; numbers beyond what
+    Python holds (1e400) as their text, which no field reads as a number. RecursionError
+    for nesting deeper than the decoder goes."""
+    try:
+        return _any_decoder.decode(raw)
+    except msgspec.ValidationError:  # (msgspec's only complaint about valid JSON)
+        return loads_lenient(bytes(raw))
+
+
 def _lenient_result(raw: Raw, path: str, problems: n.Problems) -> _Result | None:
     """A result its Struct refused, read leniently (warning), field by field if need be
     (the fields it cannot read are left out, each with a warning)."""
     try:
-        loose = _any_decoder.decode(raw)
-    except (msgspec.ValidationError, RecursionError):
-        problems.error(path, "cannot be read (nested too deeply or a number out of range)")
+        loose = _loose(raw)
+    except RecursionError:
+        problems.error(path, "cannot be read (nested too deeply)")
         return None
     if not isinstance(loose, dict):
         problems.error(path, "must be a result object")
@@ -772,9 +800,11 @@ def _row(
     suppressed = any(s.status in (None, "accepted") for s in result.suppressions or ())
     digest = rule.digest if rule else None
     result_bytes = bytes(raw)
-    if n.NUL_ESCAPE in result_bytes:
-        result_bytes = n.without_nul_escapes(result_bytes)
-        problems.warn(path, "NUL characters replaced with U+FFFD in the raw data")
+    if n.NUL_ESCAPE in result_bytes:  # (or an escaped backslash and the text "u0000")
+        cleaned = n.without_nul_escapes(result_bytes)
+        if cleaned != result_bytes:
+            result_bytes = cleaned
+            problems.warn(path, "NUL characters replaced with U+FFFD in the raw data")
     stored = (
         b'{"sarif":{"tool":'
         + context.tool
@@ -850,12 +880,10 @@ def _severity(result: _Result, rule: _RuleInfo | None, path: str, problems: n.Pr
 def _score(value: Any, path: str, problems: n.Problems) -> float | None:
     """A security-severity: a CVSS-like score 0-10, as a string (GitHub's form) or a number."""
     score: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        score = float(value)
-    elif isinstance(value, str):
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
             score = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number; an integer of 400 digits
             score = None
     if score is not None and 0 <= score <= 10:
         return score
@@ -995,17 +1023,30 @@ def _artifact_path(
     if not uri:
         return ""
     text = _URI_BASE_PREFIX.sub("", uri)
-    if text.startswith("file:"):
-        text = unquote(urlsplit(text).path)
+    where = f"{path}.physicalLocation.artifactLocation.uri"
+    local = _file_uri_path(text) if text.startswith("file:") else None
+    if local is not None:
+        text = local
         for root in context.roots:
             if text.startswith(root):
                 text = text[len(root) :]
                 break
     else:
+        if text.startswith("file:"):
+            problems.warn(where, "is not a valid URI: kept as sent")
         text = unquote(text)
     while text.startswith("./"):
         text = text[2:]
-    return n.text(text, n.PATH_MAX, f"{path}.physicalLocation.artifactLocation.uri", problems)
+    return n.text(text, n.PATH_MAX, where, problems)
+
+
+def _file_uri_path(uri: str) -> str | None:
+    """The local path of a file: URI, percent-decoded; None if it is not a valid URI (an
+    unclosed `[` is taken for an IPv6 host)."""
+    try:
+        return unquote(urlsplit(uri).path)
+    except ValueError:
+        return None
 
 
 def _artifact_uri(context: _RunContext, index: int) -> str | None:
@@ -1067,7 +1108,10 @@ def _rule_info(
     try:
         rule = _rule_decoder.decode(raw)
     except (msgspec.ValidationError, RecursionError):
-        loose = _any_decoder.decode(raw)
+        try:
+            loose = _loose(raw)
+        except RecursionError:
+            loose = None
         if not isinstance(loose, dict):
             problems.warn(_rule_path(context, key), "is not a rule object: ignored")
             return None
@@ -1116,7 +1160,11 @@ def _rule_info(
             )
     data = _rule_data(raw, context.may_hold_nul)
     digest = rule_digest(data)
-    context.stored.add((digest, rule_id or "", data))
+    stored_id = rule_id or ""
+    if context.may_hold_nul and "\x00" in stored_id:
+        # (A result naming the rule by such an id is refused; one naming it by index is not.)
+        stored_id = stored_id.replace("\x00", "\ufffd")
+    context.stored.add((digest, stored_id, data))
     title = rule.short_description.text if rule.short_description is not None else None
     if title and rule_id and _placeholder(title, rule_id):
         title = None  # the results' messages say more
@@ -1206,7 +1254,10 @@ def _related_cwe(
     """The CWE ids a rule's relationships name: targets in a tool component named "CWE",
     SARIF's own way to say it (Flawfinder writes "CWE-327", gosec "327"). Relationships that
     are not objects say nothing and are passed over."""
-    decoded = _any_decoder.decode(relationships)
+    try:
+        decoded = _loose(relationships)
+    except RecursionError:
+        decoded = None
     targets = []
     for relationship in decoded if isinstance(decoded, list) else ():
         target = relationship.get("target") if isinstance(relationship, dict) else None
@@ -1231,7 +1282,11 @@ def _rule_tag_ids(
     warned = problems.warning_total
     cwe: list[str] = []
     vulns: list[str] = []
-    tags = _any_decoder.decode(tags_json)  # JSON already: the whole log was decoded
+    try:
+        tags = _loose(tags_json)
+    except RecursionError:
+        tags = None
+        problems.warn(path, "is nested too deeply: left out")
     if isinstance(tags, list):
         _tag_ids(tags, cwe, vulns, path, problems)
     elif tags is not None:

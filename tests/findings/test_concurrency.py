@@ -219,6 +219,37 @@ def test_a_large_logs_rules_wait_in_a_pack_until_read_and_are_stored_once(token)
     assert (ScannerRule.objects.count(), ScannerRulePack.objects.count()) == (total, 0)
 
 
+def test_a_rule_id_with_a_nul_neither_refuses_a_large_log_nor_stops_the_catch_up(token):
+    """A rule whose own id holds a NUL, named by its index (so the result's identity is
+    clean): the upload is stored, its pack expands with the NUL replaced, and a pack of
+    another upload after it still expands (one bad pack used to stop every catch-up)."""
+    total = PACK_MIN + 10
+    log = orjson.loads(trivy_log(total))
+    log["runs"][0]["tool"]["driver"]["rules"][0]["id"] = "CVE-2026-10000\x00x"
+    response = _sarif_post(token, orjson.dumps(log))
+    assert response.status_code == 201, response.content
+    other = _sarif_post(token, trivy_log(total + 1).replace(b"pkg-", b"lib-"), branch="dev")
+    assert other.status_code == 201, other.content
+    assert ScannerRulePack.objects.count() == 2
+    assert rules_catch_up() == 2 * total + 1
+    assert ScannerRulePack.objects.count() == 0
+    assert ScannerRule.objects.filter(rule_id="CVE-2026-10000\ufffdx").count() == 1
+    first = Finding.objects.filter(branch_name="main").order_by("id").first()
+    assert first is not None
+    # (The rule's text as stored: NULs replaced there too.)
+    assert scanner_data_of(first)["sarif"]["rule"]["id"] == "CVE-2026-10000\ufffdx"
+
+
+def test_a_pack_written_with_a_nul_in_a_rule_id_still_expands(token):
+    """Packs kept before the reader replaced such NULs: the catch-up replaces them."""
+    packer = rules_module.RulePacker()
+    packer.add(("ab" * 16, "R\x00", b'{"id":"R\\u0000"}'))
+    ((count, data),) = packer.packs()
+    ScannerRulePack.objects.create(rules=count, data=data)
+    assert rules_catch_up() == 1
+    assert list(ScannerRule.objects.values_list("rule_id", flat=True)) == ["R\ufffd"]
+
+
 def test_the_export_right_after_a_large_upload_holds_its_rules(token):
     total = PACK_MIN + 10
     assert _sarif_post(token, trivy_log(total)).status_code == 201

@@ -1,0 +1,184 @@
+"""SARIF logs written to break the reader (an outside probe's cases): values no scanner should
+send, each a warning or a 400 naming it, never a 500, and nothing stored by a refused upload."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from findings.models import Finding, ScannerRule, Upload
+from findings.services import findings_ingest
+from tests.factories import make_api_key
+from tests.findings.test_sarif import STREAM, read_both_ways, stored, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _log(**result: Any) -> dict[str, Any]:
+    """One Semgrep result of rule R1 (named by id and index) in a.py line 3."""
+    return {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "Semgrep", "version": "1.2", "rules": [{"id": "R1"}]}},
+                "results": [
+                    {
+                        "ruleId": "R1",
+                        "ruleIndex": 0,
+                        "level": "note",
+                        "message": {"text": "eval of user input"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": "a.py"},
+                                    "region": {"startLine": 3},
+                                }
+                            }
+                        ],
+                        **result,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def _text(document: dict[str, Any]) -> bytes:
+    return json.dumps(document).encode()
+
+
+def _warned(response: Any) -> set[str]:
+    assert response.status_code == 201, response.content
+    return {w["path"] for w in response.json()["warnings"]}
+
+
+def test_a_file_uri_that_is_not_a_uri_is_kept_as_sent(client, writer):
+    # "[" opens an IPv6 host to a URI parser: it used to be a 500.
+    body = _log()
+    body["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"] = {
+        "uri": "file://[x/a%20b.py"
+    }
+    body["runs"][0]["originalUriBaseIds"] = {"SRC": {"uri": "file://[::1/src/"}}
+    response = upload(client, writer, body)
+    uri = "runs[0].results[0].locations[0].physicalLocation.artifactLocation.uri"
+    assert _warned(response) == {uri}
+    assert [f.file_path for f in stored()] == ["file://[x/a b.py"]
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("result", 10**400), ("rule", 10**400), ("result", "1e400"), ("rule", "1e400")],
+    ids=["result-huge-integer", "rule-huge-integer", "result-1e400", "rule-1e400"],
+)
+def test_a_security_severity_out_of_any_range_is_a_warning(client, writer, where, value):
+    body = _log()
+    run = body["runs"][0]
+    target = run["results"][0] if where == "result" else run["tool"]["driver"]["rules"][0]
+    target["properties"] = {"security-severity": 0}
+    # 1e400 as a JSON number (no float holds it), not as text.
+    text = _text(body).replace(b'"security-severity": 0', f'"security-severity": {value}'.encode())
+    response = upload(client, writer, text)
+    path = "runs[0].results[0]" if where == "result" else "runs[0].tool.driver.rules[0]"
+    assert f"{path}.properties.security-severity" in _warned(response)
+    (finding,) = stored()
+    assert (finding.severity, finding.title) == ("LOW", "eval of user input")  # by its level
+
+
+def test_nul_characters_in_the_tools_name_and_version_are_replaced(client, writer):
+    body = _log()
+    body["runs"][0]["tool"]["driver"].update(name="Semgrep\x00", version="1\x002")
+    response = upload(client, writer, body)
+    driver = "runs[0].tool.driver"
+    assert _warned(response) == {f"{driver}.name", f"{driver}.version"}
+    (finding,) = stored()
+    assert finding.raw["sarif"]["tool"] == {"name": "Semgrep\ufffd", "version": "1\ufffd2"}
+    assert Upload.objects.get().metadata["tools"] == [
+        {"name": "Semgrep\ufffd", "version": "1\ufffd2"}
+    ]
+
+
+def test_a_rules_own_id_with_a_nul_is_stored_replaced(client, writer):
+    # The result names the rule by index (and a clean id of its own: its identity).
+    body = _log()
+    body["runs"][0]["tool"]["driver"]["rules"][0]["id"] = "R1\x00"
+    assert upload(client, writer, body).status_code == 201
+    assert list(ScannerRule.objects.values_list("rule_id", flat=True)) == ["R1\ufffd"]
+    assert [f.finding_id[:3] for f in stored()] == ["R1:"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'"message": {"text": "eval of user input \xe9"}',  # a decoded field (Latin-1)
+        b'"message": {"text": "eval of user input"}, "odd": "\xff"',  # a field not read
+    ],
+    ids=["message", "unread-field"],
+)
+def test_bytes_that_are_not_utf8_are_replaced_and_read_alike_every_time(client, writer, bad):
+    text = _text(_log()).replace(b'"message": {"text": "eval of user input"}', bad)
+    text = text.replace(
+        b'"rules": [{"id": "R1"}]', b'"rules": [{"id": "R1", "help": {"text": "\xfe"}}]'
+    )
+    response = upload(client, writer, text, build_id="1")
+    assert _warned(response) == {"$"}
+    (finding,) = stored()
+    assert "\ufffd" in json.dumps(finding.raw, ensure_ascii=False) + finding.title
+    # The same bytes again: the same finding, nothing new.
+    again = upload(client, writer, text, build_id="2")
+    assert (again.json()["created"], again.json()["updated"]) == (0, 1)
+
+
+def test_an_empty_log_without_a_scan_type_is_a_400_and_with_one_an_empty_scan(client, writer):
+    upload(client, writer, _log(), scan_type="SAST", build_id="1")
+    empty = {"version": "2.1.0", "runs": []}
+    response = upload(client, writer, empty, build_id="2")
+    assert response.status_code == 400, response.content
+    assert [e["path"] for e in response.json()["errors"]] == ["scan_type"]
+    assert [f.active for f in stored()] == [True]  # nothing mitigated by the refused one
+    response = upload(client, writer, empty, scan_type="SAST", build_id="3")
+    assert (response.status_code, response.json()["mitigated"]) == (201, 1)
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(client, writer):
+    # JSON "\\u0000" is a backslash and the text u0000. A NUL in the rule's help (kept as
+    # sent, NULs replaced) makes the reader look for NULs in every result.
+    body = _log(message={"text": "path C:\\u0000"})
+    body["runs"][0]["tool"]["driver"]["rules"][0]["help"] = {"text": "a\x00b"}
+    response = upload(client, writer, body)
+    assert _warned(response) == set()  # it said NULs were replaced in the raw data
+    (finding,) = stored()
+    assert finding.raw["sarif"]["result"]["message"]["text"] == "path C:\\u0000"
+
+
+def test_stream_parameters_with_nul_are_stored_as_their_columns_are():
+    # Over HTTP a NUL in the query is refused first; a direct caller gets the same cleaning.
+    api_key, _ = make_api_key(client_id="direct")
+    result = findings_ingest(
+        body=_text(_log()),
+        api_key=api_key,
+        client_id="direct",
+        repository_patterns=["*"],
+        media_type="application/sarif+json",
+        params={**STREAM, "build_id": "b\x001", "code_path": "src\x00"},
+    )
+    assert {w["path"] for w in result.warnings} == {"build_id", "code_path"}
+    metadata = Upload.objects.get().metadata
+    assert (metadata["build_id"], metadata["code_path"]) == ("b\ufffd1", "src\ufffd")
+    assert Finding.objects.get().last_seen_build_id == "b\ufffd1"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _text(_log(properties={"security-severity": "1e400"})),
+        _text(_log(message={"text": "C:\\u0000"})),
+        _text(_log()).replace(b"eval of", b"\xe9val of"),
+    ],
+    ids=["score-text-out-of-range", "escaped-backslash-u0000", "latin-1"],
+)
+def test_hostile_logs_are_read_alike_on_both_paths(body):
+    fast, careful = read_both_ways(body)
+    assert fast == careful
+    assert fast[0]
