@@ -26,6 +26,7 @@ takes one analysis per tool and category). Each finding is a result:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from hashlib import blake2b
 from typing import Any
@@ -96,7 +97,7 @@ class _Rules:
         for rule_id in self.index:
             descriptor = stored.get(self.stored.get(rule_id, ""))
             if isinstance(descriptor, dict) and descriptor.get("id") == rule_id:
-                out.append(descriptor)
+                out.append(_conform(descriptor, _DESCRIPTOR))
                 continue
             made = self.made.get(rule_id)
             rule: dict[str, Any] = {"id": rule_id}  # a scanner's rule it did not describe
@@ -111,6 +112,154 @@ class _Rules:
                 rule["properties"] = properties
             out.append(rule)
         return out
+
+
+# --- a scanner's rule as SARIF's schema allows it ---------------------------------------------
+# The reader stores a scanner's rule as sent, odd values and all (each with a warning: `name`
+# a number, a level "fatal", tags that are not a list). The export writes it back with what
+# the SARIF 2.1.0 schema refuses left out, so that the log stays valid: an object's fields
+# the schema does not name (it allows no others), and values of the wrong kind. Each spec is
+# an object's fields (name -> spec; the required ones under _REQUIRED, fields of which one at
+# least is required under _ANY_OF), or a function
+# that returns the value conformed, or _MISSING.
+
+_MISSING: Any = object()
+_REQUIRED = "\x00required"
+_ANY_OF = "\x00any of"  # at least one of these
+_GUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+)
+Spec = dict[str, Any] | Callable[[Any], Any]
+
+
+def _text(value: Any) -> Any:
+    return value if isinstance(value, str) else _MISSING
+
+
+def _guid(value: Any) -> Any:
+    return value if isinstance(value, str) and _GUID.match(value) else _MISSING
+
+
+def _distinct(item: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A list of distinct items, each conformed (those that do not, left out)."""
+
+    def conform(value: Any) -> Any:
+        if not isinstance(value, list):
+            return _MISSING
+        kept = [v for v in map(item, value) if v is not _MISSING]
+        try:
+            return list(dict.fromkeys(kept))
+        except TypeError:  # items that are objects: left as they are (dicts: not hashable)
+            return [v for i, v in enumerate(kept) if v not in kept[:i]]
+
+    return conform
+
+
+def _bag(value: Any) -> Any:
+    """A property bag: any properties, its `tags` distinct strings."""
+    if not isinstance(value, dict):
+        return _MISSING
+    tags = _distinct(_text)(value.get("tags", []))
+    out = {k: v for k, v in value.items() if k != "tags"}
+    if "tags" in value and tags is not _MISSING:
+        out["tags"] = tags
+    return out
+
+
+def _index(value: Any) -> Any:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= -1
+    return value if ok else _MISSING
+
+
+def _rank(value: Any) -> Any:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and -1 <= value <= 100
+    return value if ok else _MISSING
+
+
+def _boolean(value: Any) -> Any:
+    return value if isinstance(value, bool) else _MISSING
+
+
+def _level(value: Any) -> Any:
+    return value if value in ("none", "note", "warning", "error") else _MISSING
+
+
+def _map(item: Spec) -> Callable[[Any], Any]:
+    def conform(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return _MISSING
+        kept = {k: _conform(v, item) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not _MISSING}
+
+    return conform
+
+
+_MESSAGE: dict[str, Any] = {
+    "text": _text,
+    "markdown": _text,
+    "properties": _bag,
+    _REQUIRED: ("text",),
+}
+_TOOL_REFERENCE = {"name": _text, "index": _index, "guid": _guid, "properties": _bag}
+_REFERENCE = {
+    "id": _text,
+    "index": _index,
+    "guid": _guid,
+    "toolComponent": _TOOL_REFERENCE,
+    "properties": _bag,
+    _ANY_OF: ("id", "index", "guid"),
+}
+_RELATIONSHIP = {
+    "target": _REFERENCE,
+    "kinds": _distinct(_text),
+    "description": _MESSAGE,
+    "properties": _bag,
+    _REQUIRED: ("target",),
+}
+_CONFIGURATION = {
+    "enabled": _boolean,
+    "level": _level,
+    "rank": _rank,
+    "parameters": _bag,
+    "properties": _bag,
+}
+_DESCRIPTOR: dict[str, Any] = {
+    "id": _text,
+    "deprecatedIds": _distinct(_text),
+    "guid": _guid,
+    "deprecatedGuids": _distinct(_guid),
+    "name": _text,
+    "deprecatedNames": _distinct(_text),
+    "shortDescription": _MESSAGE,
+    "fullDescription": _MESSAGE,
+    "messageStrings": _map(_MESSAGE),
+    "defaultConfiguration": _CONFIGURATION,
+    "helpUri": _text,
+    "help": _MESSAGE,
+    "relationships": _distinct(lambda value: _conform(value, _RELATIONSHIP)),
+    "properties": _bag,
+    _REQUIRED: ("id",),
+}
+
+
+def _conform(value: Any, spec: Spec) -> Any:
+    """`value` as `spec` allows it (see above), or _MISSING."""
+    if callable(spec):
+        return spec(value)
+    if not isinstance(value, dict):
+        return _MISSING
+    out = {}
+    for key, item in value.items():
+        field = spec.get(key)
+        if field is not None and key not in (_REQUIRED, _ANY_OF):
+            conformed = _conform(item, field)
+            if conformed is not _MISSING:
+                out[key] = conformed
+    if any(key not in out for key in spec.get(_REQUIRED, ())):
+        return _MISSING
+    if _ANY_OF in spec and not any(key in out for key in spec[_ANY_OF]):
+        return _MISSING
+    return out
 
 
 def _message(row: dict[str, Any]) -> str:

@@ -11,7 +11,14 @@ import pytest
 from findings.models import Finding, ScannerRule, Upload
 from findings.services import findings_ingest
 from tests.factories import make_api_key
-from tests.findings.test_sarif import STREAM, read_both_ways, stored, upload
+from tests.findings.test_sarif import (
+    STREAM,
+    assert_valid_sarif,
+    export,
+    read_both_ways,
+    stored,
+    upload,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +189,41 @@ def test_hostile_logs_are_read_alike_on_both_paths(body):
     fast, careful = read_both_ways(body)
     assert fast == careful
     assert fast[0]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"defaultConfiguration": {"level": "fatal", "rank": 101, "enabled": "yes"}},
+        {"shortDescription": None},
+        {"shortDescription": {"text": 5}},
+        {"fullDescription": {"text": "ok", "html": "<b>x</b>"}},
+        {"name": 5},
+        {"properties": "x"},
+        {"properties": {"tags": "vulnerability"}},
+        {"properties": {"tags": ["a", "a", 3]}},
+        {"relationships": [{"target": "CWE-79"}, {"target": {"id": 79, "index": -2}}]},
+        {"deprecatedIds": [1], "guid": "not-a-guid", "scannerOwnField": True},
+    ],
+    ids=[
+        "level-rank-enabled",
+        "short-description-null",
+        "short-description-number",
+        "description-extra-field",
+        "name-number",
+        "properties-text",
+        "tags-text",
+        "tags-repeated",
+        "relationships",
+        "ids-guid-unknown-field",
+    ],
+)
+def test_a_rule_stored_with_odd_values_is_exported_as_valid_sarif(client, writer, odd):
+    body = _log()
+    rule = body["runs"][0]["tool"]["driver"]["rules"][0]
+    rule.update(help={"text": "Never eval input."}, **odd)
+    assert upload(client, writer, body).status_code == 201
+    document = export(client, writer)
+    assert_valid_sarif(document)
+    (exported,) = document["runs"][0]["tool"]["driver"]["rules"]
+    assert (exported["id"], exported["help"]) == ("R1", {"text": "Never eval input."})
