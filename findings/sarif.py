@@ -5,7 +5,8 @@ streamed, never held whole).
 One run per scan type (tool "Gerion", `automationDetails.id` "gerion/<SCAN TYPE>/": GitHub
 takes one analysis per tool and category). Each finding is a result:
 - `ruleId`/`ruleIndex`: the scanner's rule for a finding uploaded as SARIF (its descriptor as
-  the scanner sent it, findings.models.ScannerRule); else a rule per distinct title
+  the scanner sent it, findings.models.ScannerRule, less what the schema refuses: _conform;
+  of a rule id described twice, the newest open finding's); else a rule per distinct title
   ("gerion/<digest of the title>"), tagged with its findings' CWEs and carrying the highest
   of their severities as `security-severity`. Each rule is listed once per run.
 - `level` and `properties.security-severity` from the severity (9.5, 8.0, 5.5, 2.0 in
@@ -72,6 +73,7 @@ class _Rules:
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
         self.stored: dict[str, str] = {}  # rule id -> digest of the scanner's descriptor
+        self.of_active: set[str] = set()  # rule ids whose descriptor is an open finding's
         self.made: dict[str, dict[str, Any]] = {}  # rule id -> our descriptor
 
     def of(self, row: dict[str, Any]) -> tuple[str, int]:
@@ -85,8 +87,13 @@ class _Rules:
             if made is None:
                 made = self.made[rule_id] = {"title": row["title"], "tags": tags, "rank": 99}
             made["rank"] = min(made["rank"], SEVERITY_RANK[row["severity"]])
-        elif isinstance(digest, str) and rule_id not in self.stored:
+        elif isinstance(digest, str) and (row["active"] or rule_id not in self.of_active):
+            # One descriptor a rule id: the newest open finding's (rows come oldest first), as
+            # the scanner describes the rule now (Trivy's text of a CVE changes as its
+            # database does), else the newest closed one's.
             self.stored[rule_id] = digest
+            if row["active"]:
+                self.of_active.add(rule_id)
         if rule_id not in self.index:
             self.index[rule_id] = len(self.index)
         return rule_id, self.index[rule_id]
@@ -96,8 +103,10 @@ class _Rules:
         out = []
         for rule_id in self.index:
             descriptor = stored.get(self.stored.get(rule_id, ""))
-            if isinstance(descriptor, dict) and descriptor.get("id") == rule_id:
-                out.append(_conform(descriptor, _DESCRIPTOR))
+            if isinstance(descriptor, dict):
+                # Under the results' rule id: a result can name by index a rule whose own id
+                # differs, or that has none; that rule is what described its finding.
+                out.append(_conform({**descriptor, "id": rule_id}, _DESCRIPTOR))
                 continue
             made = self.made.get(rule_id)
             rule: dict[str, Any] = {"id": rule_id}  # a scanner's rule it did not describe

@@ -227,3 +227,41 @@ def test_a_rule_stored_with_odd_values_is_exported_as_valid_sarif(client, writer
     assert_valid_sarif(document)
     (exported,) = document["runs"][0]["tool"]["driver"]["rules"]
     assert (exported["id"], exported["help"]) == ("R1", {"text": "Never eval input."})
+
+
+def _round_trip(client: Any, writer: str) -> dict[str, tuple[str, str]]:
+    """Each open finding's (title, description) after its export was uploaded to another
+    branch, by finding_id."""
+    response = upload(client, writer, export(client, writer), branch_name="copy")
+    assert response.status_code == 201, response.content
+    return {f.finding_id: (f.title, f.description) for f in stored("copy") if f.active}
+
+
+def test_a_result_naming_by_index_a_rule_of_another_id_round_trips(client, writer):
+    body = _log(ruleId="R2")  # ruleIndex 0 is rule R1, whose description titles the finding
+    body["runs"][0]["tool"]["driver"]["rules"][0].update(
+        shortDescription={"text": "Eval of input"}, fullDescription={"text": "Never eval."}
+    )
+    assert upload(client, writer, body).status_code == 201
+    original = {f.finding_id: (f.title, f.description) for f in stored()}
+    assert list(original.values()) == [("Eval of input", "eval of user input")]
+    assert _round_trip(client, writer) == original
+
+
+def test_an_export_describes_a_rule_as_its_newest_open_finding_does(client, writer):
+    # The scanner's text of a rule changes between builds (Trivy's of a CVE does); the
+    # finding fixed before the change keeps the old text, the open one has the new.
+    body = _log()
+    first = body["runs"][0]["results"][0]
+    second = json.loads(json.dumps(first))
+    second["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] = "b.py"
+    body["runs"][0]["results"].append(second)
+    rule = body["runs"][0]["tool"]["driver"]["rules"][0]
+    rule["shortDescription"] = {"text": "Old title"}
+    assert upload(client, writer, body, build_id="1").status_code == 201
+    rule["shortDescription"] = {"text": "New title"}
+    del body["runs"][0]["results"][0]  # a.py fixed
+    assert upload(client, writer, body, build_id="2").json()["mitigated"] == 1
+    assert {f.file_path: f.title for f in stored()} == {"a.py": "Old title", "b.py": "New title"}
+    copied = _round_trip(client, writer)
+    assert [title for title, _ in copied.values()] == ["New title"]
