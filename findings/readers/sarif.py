@@ -49,7 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b, sha256
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
 import msgspec
@@ -749,16 +749,44 @@ def _lenient(loose: dict[str, Any], kind: type[S], path: str, problems: n.Proble
         return value
     except msgspec.ValidationError:
         pass
+    return msgspec.convert(_readable(loose, kind, path, problems), kind, strict=False)
+
+
+def _readable(
+    loose: dict[str, Any], kind: type[Struct], path: str, problems: n.Problems
+) -> dict[str, Any]:
+    """`loose` with the fields `kind` cannot read left out, each with a warning; within a
+    field that is an object (or a list of them) that `kind` reads as a Struct, only what it
+    cannot read: a `startLine` of 12.5 costs a result its line, not its file (part of its
+    identity)."""
+    types = {f.encode_name: f.type for f in msgspec.structs.fields(kind)}
     kept: dict[str, Any] = {}
     for key, item in loose.items():
         try:
             msgspec.convert({key: item}, kind, strict=False)
         except msgspec.ValidationError as exc:
-            where, message = _shape_error(exc)
-            problems.warn(f"{path}.{where}", f"{message}: left out")
-            continue
+            item = _readable_within(item, types.get(key), f"{path}.{key}", problems)
+            if item is None:
+                where, message = _shape_error(exc)
+                problems.warn(f"{path}.{where}", f"{message}: left out")
+                continue
         kept[key] = item
-    return msgspec.convert(kept, kind, strict=False)
+    return kept
+
+
+def _readable_within(item: Any, kind: Any, path: str, problems: n.Problems) -> Any:
+    """An object (or a list of objects) that `kind` (a Struct, a list of them, either or
+    None) reads, with what it cannot read left out (_readable); None when it is not one."""
+    for argument in get_args(kind) or (kind,):  # (X | None: X)
+        listed = get_origin(argument) is list
+        struct = get_args(argument)[0] if listed else argument
+        if not (isinstance(struct, type) and issubclass(struct, Struct)):
+            continue
+        if listed and isinstance(item, list) and all(isinstance(x, dict) for x in item):
+            return [_readable(x, struct, f"{path}[{i}]", problems) for i, x in enumerate(item)]
+        if not listed and isinstance(item, dict):
+            return _readable(item, struct, path, problems)
+    return None
 
 
 def _row(

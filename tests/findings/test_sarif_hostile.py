@@ -265,3 +265,21 @@ def test_an_export_describes_a_rule_as_its_newest_open_finding_does(client, writ
     assert {f.file_path: f.title for f in stored()} == {"a.py": "Old title", "b.py": "New title"}
     copied = _round_trip(client, writer)
     assert [title for title, _ in copied.values()] == ["New title"]
+
+
+def test_an_unreadable_start_line_costs_a_result_its_line_not_its_file(client, writer):
+    # Two results of one rule and one message in two files: their files keep them apart.
+    body = _log()
+    first = body["runs"][0]["results"][0]
+    first["locations"][0]["physicalLocation"]["region"]["startLine"] = 12.5
+    second = json.loads(json.dumps(first))
+    second["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] = "b.py"
+    body["runs"][0]["results"].append(second)
+    response = upload(client, writer, body)
+    region = "locations[0].physicalLocation.region.startLine"
+    assert _warned(response) == {f"runs[0].results[{i}].{region}" for i in (0, 1)}
+    assert response.json()["created"] == 2
+    assert [(f.file_path, f.line_number) for f in stored()] in (
+        [("a.py", None), ("b.py", None)],
+        [("b.py", None), ("a.py", None)],
+    )
