@@ -47,6 +47,7 @@ from findings.models import (
     Stream,
     Upload,
     finding_status,
+    loads_lenient,
 )
 from findings.rules import rules_catch_up
 from findings.sarif import ROW_FIELDS as SARIF_ROW_FIELDS
@@ -271,7 +272,16 @@ def scanner_rules(digests: list[str]) -> dict[str, Any]:
     if len(found) < len(set(digests)):
         rules_catch_up()  # (which may find that another process stored them meanwhile)
         found.update(_rule_texts([d for d in digests if d not in found]))
-    return {digest: msgspec.json.decode(data) for digest, data in found.items()}
+    return {digest: _rule_json(data) for digest, data in found.items()}
+
+
+def _rule_json(data: str) -> Any:
+    """A stored rule as Python values; numbers beyond what Python holds (a security-severity
+    of 1e400, which the upload warned of) as their text."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.ValidationError:
+        return loads_lenient(data)
 
 
 def _rule_texts(digests: list[str]) -> dict[str, str]:

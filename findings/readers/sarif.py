@@ -106,8 +106,6 @@ NOT_PROBLEMS = frozenset({"pass", "notApplicable"})
 # and the file they identify it; others (Gitleaks' commit, author, date) do not.
 LOCATION_FINGERPRINTS = frozenset({"primaryLocationLineHash"})
 RULE_ID_IN_FINDING_ID = 100
-# A tool's name and version, at most (kept in the upload's metadata and each finding's raw data).
-TOOL_TEXT_MAX = 255
 
 
 # --- the parts of a log that are read (everything else stays in the raw data) -----------------
@@ -329,10 +327,10 @@ def read_sarif(
     stream = _stream(params, problems)
     repaired = n.utf8_repaired(body)
     if repaired is not None:
-        # Latin-1 in a description, say: what is read from those bytes is read the same way
-        # every time (a result's identity too), and the raw data can be stored as text.
+        # Latin-1 in a file name, say: each such byte is read as the text \xe9, the same way
+        # every time, and two names that differ only there stay two (n.utf8_repaired).
         body = repaired
-        problems.warn("$", "bytes that are not UTF-8 replaced with U+FFFD")
+        problems.warn("$", "bytes that are not UTF-8 read as the text \\xNN (their values)")
     try:
         log = _log_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -357,9 +355,12 @@ def read_sarif(
     parsed = n.ParsedUpload(
         envelope="sarif",
         metadata={
-            # As stored in the columns (NULs replaced), for the parameters that were given.
-            **{k: stream[k] or "" for k in STREAM_PARAMETERS if k in params},
-            **({"scan_type": params["scan_type"]} if "scan_type" in params else {}),
+            # As sent, but for NULs (which jsonb cannot hold: the columns warn of them).
+            **{
+                k: v.replace("\x00", "\ufffd")
+                for k, v in params.items()
+                if k in (*STREAM_PARAMETERS, "scan_type")
+            },
             "tools": [{"name": name, "version": version} for name, version in tools],
         },
         repository_name=stream["repository_name"],
@@ -429,12 +430,21 @@ def _tools(runs: list[_Run], scan_type: str | None, problems: n.Problems) -> lis
                     "is required (or give the scan_type query parameter)",
                 )
             name = ""
-        name = n.text(name, TOOL_TEXT_MAX, f"runs[{index}].tool.driver.name", problems)
+        name = _without_nul(name, f"runs[{index}].tool.driver.name", problems)
         version = driver.semantic_version or driver.version if driver is not None else None
         version = version if isinstance(version, str) else ""
-        version = n.text(version, TOOL_TEXT_MAX, f"runs[{index}].tool.driver.version", problems)
+        version = _without_nul(version, f"runs[{index}].tool.driver.version", problems)
         tools.append((name.strip(), version))
     return tools
+
+
+def _without_nul(value: str, path: str, problems: n.Problems) -> str:
+    """`value` with its NUL characters (which no text, json or jsonb value holds) replaced,
+    with a warning; nothing else changed (a tool's name and version, kept whole)."""
+    if "\x00" not in value:
+        return value
+    problems.warn(path, "NUL characters replaced with U+FFFD")
+    return value.replace("\x00", "\ufffd")
 
 
 def tool_scan_type(name: str) -> str | None:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from findings.models import Finding, ScannerRule, Upload
+from findings.normalize import utf8_repaired
+from findings.selectors import scanner_data_of
 from findings.services import findings_ingest
 from tests.factories import make_api_key
 from tests.findings.test_sarif import (
@@ -91,6 +93,10 @@ def test_a_security_severity_out_of_any_range_is_a_warning(client, writer, where
     assert f"{path}.properties.security-severity" in _warned(response)
     (finding,) = stored()
     assert (finding.severity, finding.title) == ("LOW", "eval of user input")  # by its level
+    # The rule as stored is exported (a number no float holds, as its text).
+    document = export(client, writer)
+    assert_valid_sarif(document)
+    assert len(document["runs"][0]["results"]) == 1
 
 
 def test_nul_characters_in_the_tools_name_and_version_are_replaced(client, writer):
@@ -123,7 +129,7 @@ def test_a_rules_own_id_with_a_nul_is_stored_replaced(client, writer):
     ],
     ids=["message", "unread-field"],
 )
-def test_bytes_that_are_not_utf8_are_replaced_and_read_alike_every_time(client, writer, bad):
+def test_bytes_that_are_not_utf8_are_read_as_their_values_alike_every_time(client, writer, bad):
     text = _text(_log()).replace(b'"message": {"text": "eval of user input"}', bad)
     text = text.replace(
         b'"rules": [{"id": "R1"}]', b'"rules": [{"id": "R1", "help": {"text": "\xfe"}}]'
@@ -131,10 +137,35 @@ def test_bytes_that_are_not_utf8_are_replaced_and_read_alike_every_time(client, 
     response = upload(client, writer, text, build_id="1")
     assert _warned(response) == {"$"}
     (finding,) = stored()
-    assert "\ufffd" in json.dumps(finding.raw, ensure_ascii=False) + finding.title
+    kept = json.dumps(scanner_data_of(finding), ensure_ascii=False) + finding.description
+    assert "\\xfe" in kept  # the rule's help, as the text \xfe
+    assert ("\\xe9" if b"\xe9" in bad else "\\xff") in kept
     # The same bytes again: the same finding, nothing new.
     again = upload(client, writer, text, build_id="2")
     assert (again.json()["created"], again.json()["updated"]) == (0, 1)
+
+
+def test_two_file_names_that_differ_only_in_bytes_not_utf8_stay_two_findings(client, writer):
+    body = _log()
+    second = json.loads(json.dumps(body["runs"][0]["results"][0]))
+    second["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] = "b.py"
+    body["runs"][0]["results"].append(second)
+    text = _text(body).replace(b'"a.py"', b'"caf\xe9.py"').replace(b'"b.py"', b'"caf\xe8.py"')
+    response = upload(client, writer, text)
+    assert _warned(response) == {"$"}
+    assert response.json()["created"] == 2  # U+FFFD for both would have made them one
+    assert sorted(f.file_path for f in stored()) == ["caf\\xe8.py", "caf\\xe9.py"]
+
+
+@pytest.mark.parametrize("at", [-1, 0, 1, 2, 3])
+def test_a_body_is_checked_for_utf8_across_its_steps(at):
+    # A character of three bytes and a byte that is not UTF-8 around the 1 MiB step.
+    head = b'{"a": "' + b"x" * ((1 << 20) - 7 + at)
+    body = bytearray(head + "\u2019".encode() + b'\xe9"}')
+    repaired = utf8_repaired(body)
+    assert repaired is not None
+    assert json.loads(repaired)["a"].endswith("x\u2019\\xe9")
+    assert utf8_repaired(bytearray(head + "\u2019".encode() + b'"}')) is None
 
 
 def test_an_empty_log_without_a_scan_type_is_a_400_and_with_one_an_empty_scan(client, writer):
@@ -283,3 +314,38 @@ def test_an_unreadable_start_line_costs_a_result_its_line_not_its_file(client, w
         [("a.py", None), ("b.py", None)],
         [("b.py", None), ("a.py", None)],
     )
+
+
+def test_an_export_describes_a_rule_as_the_open_finding_seen_last_does(client, writer):
+    # main and feature see the old text; main's next scan sees the new one.
+    body = _log()
+    rule = body["runs"][0]["tool"]["driver"]["rules"][0]
+    rule["shortDescription"] = {"text": "Old title"}
+    upload(client, writer, body, build_id="1")
+    upload(client, writer, body, branch_name="feature", build_id="1")
+    rule["shortDescription"] = {"text": "New title"}
+    upload(client, writer, body, build_id="2")
+    (exported,) = export(client, writer)["runs"][0]["tool"]["driver"]["rules"]
+    assert exported["shortDescription"] == {"text": "New title"}
+
+
+def test_a_valid_rule_is_exported_as_the_scanner_sent_it_and_an_odd_uri_left_out(client, writer):
+    body = _log()
+    relationship = {
+        "target": {"id": "79", "toolComponent": {"name": "CWE"}},
+        "kinds": ["superset"],
+        "description": {"id": "related", "arguments": ["CWE-79"]},
+    }
+    rule = body["runs"][0]["tool"]["driver"]["rules"][0]
+    rule.update(relationships=[relationship], helpUri="https://example.com/r1")
+    second = json.loads(json.dumps(body))
+    second["runs"][0]["tool"]["driver"]["rules"][0].update(id="R2", helpUri="see the wiki")
+    second["runs"][0]["results"][0]["ruleId"] = "R2"
+    upload(client, writer, body)
+    upload(client, writer, second)
+    document = export(client, writer)
+    assert_valid_sarif(document)
+    rules = {r["id"]: r for r in document["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules["R1"] == rule
+    assert "helpUri" not in rules["R2"]
+    assert rules["R2"]["relationships"] == [relationship]
