@@ -242,6 +242,35 @@ def utf8_repaired(body: bytes | bytearray) -> bytes | None:
     return b"".join(parts)
 
 
+# A \\u escape of a UTF-16 surrogate; and every escape sequence, left to right, a surrogate
+# pair as one (so that an escaped backslash before "ud800" is not taken for an escape).
+LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+SURROGATE_ESCAPES = re.compile(
+    rb"\\(u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2}|.)",
+    re.DOTALL,
+)
+
+
+def lone_surrogates_as_text(body: bytes | bytearray) -> bytes | None:
+    """None when `body` escapes no lone surrogate (valid JSON that no UTF-8 text can hold);
+    else the body with each such escape written as text: U+DC80-U+DCFF, what Python's json
+    writes for a byte of a file name that is not UTF-8, as that byte's `\\xe9` (as
+    utf8_repaired reads the byte itself), any other as `\\ud800`."""
+    if not LONE_SURROGATE.search(body):
+        return None
+    return SURROGATE_ESCAPES.sub(_surrogate_as_text, body)
+
+
+def _surrogate_as_text(match: re.Match[bytes]) -> bytes:
+    escape = match.group(1)
+    if len(escape) != 5 or escape[1:2] not in b"dD":
+        return match.group(0)  # another escape, or a pair
+    value = int(escape[1:], 16)
+    if 0xDC80 <= value <= 0xDCFF:
+        return b"\\\\x%02x" % (value - 0xDC00)
+    return b"\\\\" + escape
+
+
 def raise_if_not_json(body: bytes | bytearray) -> None:
     """UploadInvalid ("not valid JSON") unless `body` is JSON, whatever its shape."""
     try:

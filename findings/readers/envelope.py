@@ -219,8 +219,8 @@ def _decode_envelope(
         raise n.UploadInvalid(*_shape_error(exc)) from None
     except (msgspec.DecodeError, RecursionError) as exc:
         error = exc
-    if _LONE_SURROGATE.search(body):
-        cleaned = _ESCAPES.sub(_replace_lone_surrogate, body)
+    if n.LONE_SURROGATE.search(body):
+        cleaned = n.SURROGATE_ESCAPES.sub(_replace_lone_surrogate, body)
         try:
             envelope = _envelope_decoder.decode(cleaned)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -229,15 +229,6 @@ def _decode_envelope(
             problems.warn("$", "escaped lone surrogates (not UTF-8 text) replaced with U+FFFD")
             return envelope, cleaned, True
     raise n.UploadInvalid([], 0, f"The body is not valid JSON: {error}") from None
-
-
-# A \\u escape of a UTF-16 surrogate; and every escape sequence, left to right, a surrogate
-# pair as one.
-_LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_ESCAPES = re.compile(
-    rb"\\(u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2}|.)",
-    re.DOTALL,
-)
 
 
 def _replace_lone_surrogate(match: re.Match[bytes]) -> bytes:

@@ -332,7 +332,7 @@ def read_sarif(
         body = repaired
         problems.warn("$", "bytes that are not UTF-8 read as the text \\xNN (their values)")
     try:
-        log = _log_decoder.decode(body)
+        log = _decoded(body, problems)
     except msgspec.ValidationError as exc:
         n.raise_if_not_json(body)
         problems.error(*_shape_error(exc))
@@ -385,6 +385,23 @@ def read_sarif(
     _sample_rules(contexts, parsed.rules, may_hold_nul)
     parsed.rows = _rows(parsed, runs, contexts, fast=not (careful or may_hold_nul))
     return parsed
+
+
+def _decoded(body: bytes | bytearray, problems: n.Problems) -> _Log:
+    """The log; one that escapes lone surrogates (Python's json writes them for a file name
+    that is not UTF-8) is read with each as text (n.lone_surrogates_as_text), with a
+    warning. Its results are slices of the body read."""
+    try:
+        return _log_decoder.decode(body)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError:
+        as_text = n.lone_surrogates_as_text(body)
+        if as_text is None:
+            raise
+    log = _log_decoder.decode(as_text)
+    problems.warn("$", "escaped lone surrogates (not UTF-8 text) read as the text \\xNN or \\uXXXX")
+    return log
 
 
 def _stream(params: Mapping[str, str], problems: n.Problems) -> dict[str, Any]:

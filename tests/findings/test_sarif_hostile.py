@@ -349,3 +349,17 @@ def test_a_valid_rule_is_exported_as_the_scanner_sent_it_and_an_odd_uri_left_out
     assert rules["R1"] == rule
     assert "helpUri" not in rules["R2"]
     assert rules["R2"]["relationships"] == [relationship]
+
+
+def test_a_file_name_escaped_as_lone_surrogates_reads_as_its_bytes_do(client, writer):
+    # Python's json writes a byte of a file name that is not UTF-8 as a lone surrogate
+    # (\udce9); sent as the byte itself or so escaped, it is the same file, the same finding.
+    escaped = _text(_log()).replace(b'"a.py"', b'"caf\\udce9.py"')
+    escaped = escaped.replace(b'"eval of user input"', b'"eval \\ud800"')
+    response = upload(client, writer, escaped, build_id="1")
+    assert _warned(response) == {"$"}
+    (finding,) = stored()
+    assert (finding.file_path, finding.title) == ("caf\\xe9.py", "eval \\ud800")
+    as_bytes = escaped.replace(b"\\udce9", b"\xe9")
+    again = upload(client, writer, as_bytes, build_id="2")
+    assert (again.json()["created"], again.json()["updated"]) == (0, 1)
