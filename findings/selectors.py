@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-import msgspec
 from django.conf import settings
 from django.db import connection, models
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -46,8 +45,8 @@ from findings.models import (
     Status,
     Stream,
     Upload,
+    decode_lenient,
     finding_status,
-    loads_lenient,
 )
 from findings.rules import rules_catch_up
 from findings.sarif import ROW_FIELDS as SARIF_ROW_FIELDS
@@ -272,16 +271,8 @@ def scanner_rules(digests: list[str]) -> dict[str, Any]:
     if len(found) < len(set(digests)):
         rules_catch_up()  # (which may find that another process stored them meanwhile)
         found.update(_rule_texts([d for d in digests if d not in found]))
-    return {digest: _rule_json(data) for digest, data in found.items()}
-
-
-def _rule_json(data: str) -> Any:
-    """A stored rule as Python values; numbers beyond what Python holds (a security-severity
-    of 1e400, which the upload warned of) as their text."""
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.ValidationError:
-        return loads_lenient(data)
+    # (A number no float holds, a security-severity of 1e400 the upload warned of: as text.)
+    return {digest: decode_lenient(data) for digest, data in found.items()}
 
 
 def _rule_texts(digests: list[str]) -> dict[str, str]:

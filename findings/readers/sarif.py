@@ -56,7 +56,7 @@ import msgspec
 from msgspec import Raw, Struct
 
 from findings import normalize as n
-from findings.models import SEVERITY_RANK, loads_lenient
+from findings.models import SEVERITY_RANK, decode_lenient
 
 MEDIA_TYPE = "application/sarif+json"
 # Our identity in the logs we export (findings.sarif): read back as the finding_id itself.
@@ -244,7 +244,6 @@ _result_decoder = msgspec.json.Decoder(_Result)
 _rule_decoder = msgspec.json.Decoder(_Rule)
 _tagged_rule_decoder = msgspec.json.Decoder(_TaggedRule)
 _artifact_decoder = msgspec.json.Decoder(_Artifact)
-_any_decoder = msgspec.json.Decoder()
 _encode = msgspec.json.encode
 _AT_PATH = re.compile(r" - at `\$(.*)`$")
 _CWE_TAG = re.compile(r"(?i)cwe[-_ ]?\d")
@@ -745,21 +744,11 @@ def _fast_row(
     )  # fmt: skip
 
 
-def _loose(raw: Raw | bytes) -> Any:
-    """JSON text (valid: the whole log was decoded) as Python values; numbers beyond what
-    Python holds (1e400) as their text, which no field reads as a number. RecursionError
-    for nesting deeper than the decoder goes."""
-    try:
-        return _any_decoder.decode(raw)
-    except msgspec.ValidationError:  # (msgspec's only complaint about valid JSON)
-        return loads_lenient(bytes(raw))
-
-
 def _lenient_result(raw: Raw, path: str, problems: n.Problems) -> _Result | None:
     """A result its Struct refused, read leniently (warning), field by field if need be
     (the fields it cannot read are left out, each with a warning)."""
     try:
-        loose = _loose(raw)
+        loose = decode_lenient(raw)
     except RecursionError:
         problems.error(path, "cannot be read (nested too deeply)")
         return None
@@ -1164,7 +1153,7 @@ def _rule_info(
         rule = _rule_decoder.decode(raw)
     except (msgspec.ValidationError, RecursionError):
         try:
-            loose = _loose(raw)
+            loose = decode_lenient(raw)
         except RecursionError:
             loose = None
         if not isinstance(loose, dict):
@@ -1310,7 +1299,7 @@ def _related_cwe(
     SARIF's own way to say it (Flawfinder writes "CWE-327", gosec "327"). Relationships that
     are not objects say nothing and are passed over."""
     try:
-        decoded = _loose(relationships)
+        decoded = decode_lenient(relationships)
     except RecursionError:
         decoded = None
     targets = []
@@ -1338,7 +1327,7 @@ def _rule_tag_ids(
     cwe: list[str] = []
     vulns: list[str] = []
     try:
-        tags = _loose(tags_json)
+        tags = decode_lenient(tags_json)
     except RecursionError:
         tags = None
         problems.warn(path, "is nested too deeply: left out")
